@@ -1,0 +1,210 @@
+"""LightningDataModules for MNIST and CIFAR10 that keep every split on the training device.
+
+Each split is one uint8 tensor (N, C, H, W) on the device; batches are drawn by index, and
+normalisation and augmentation run batched on the device, so no per-sample Python or PIL work
+sits in the training loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor
+
+Batch = tuple[Tensor, Tensor]
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset files are missing and could not be downloaded."""
+
+
+class EpochSampler:
+    """A permutation of ``range(n)`` fixed by (seed, epoch) and sharded across ranks.
+
+    Lightning calls ``set_epoch`` at the start of every epoch (as for a DistributedSampler), so a
+    resumed run draws the same order as an uninterrupted one.
+    """
+
+    def __init__(self, n: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.world_size if self.world_size > 1 else self.n
+
+    def indices(self) -> Tensor:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=gen)
+        else:
+            order = torch.arange(self.n)
+        if self.world_size > 1:  # equal shards so every rank runs the same number of steps
+            order = order[: len(self) * self.world_size][self.rank :: self.world_size]
+        return order
+
+
+class DeviceLoader:
+    """Iterates (uint8 images, labels) batches cut from tensors that already live on the device."""
+
+    batch_sampler = None  # Lightning inspects it like a DataLoader's; batching is done here
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, sampler: EpochSampler) -> None:
+        self.x, self.y, self.batch_size, self.sampler = x, y, batch_size, sampler
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if not self.sampler.shuffle and self.sampler.world_size == 1:  # contiguous views, no copy
+            for i in range(0, len(self.sampler), self.batch_size):
+                yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+            return
+        order = self.sampler.indices().to(self.x.device)
+        for idx in order.split(self.batch_size):
+            yield self.x[idx], self.y[idx]
+
+
+def random_crop_flip(x: Tensor, padding: int) -> Tensor:
+    """Batched RandomCrop(size, padding) with zero fill plus RandomHorizontalFlip, on x's device."""
+    b, c, h, w = x.shape
+    dev = x.device
+    padded = F.pad(x, (padding,) * 4)
+    oy = torch.randint(0, 2 * padding + 1, (b,), device=dev)
+    ox = torch.randint(0, 2 * padding + 1, (b,), device=dev)
+    rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+    out = padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    flip = torch.rand(b, device=dev) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+class DeviceDataModule(L.LightningDataModule):
+    """Shared logic: load a torchvision dataset once, split it, keep it on the device, batch by index."""
+
+    name: str
+    dataset_cls: type
+    shape: tuple[int, int, int]
+    num_classes: int = 10
+    recon: str  # reconstruction likelihood the images suit: "bernoulli" or "gaussian"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 0  # > 0 turns on random crop + horizontal flip for training batches
+    expected_files: tuple[str, ...]
+    subfolder: str
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        seed: int = 0,
+        augment: bool = True,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir).expanduser()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.seed, self.augment = val_size, seed, augment
+        self.splits: dict[str, Batch] = {}
+        self.norm = (torch.tensor(self.mean).view(1, -1, 1, 1), torch.tensor(self.std).view(1, -1, 1, 1))
+
+    # -- loading ------------------------------------------------------------------------------
+    def _dataset(self, train: bool, download: bool):
+        return self.dataset_cls(str(self.data_dir), train=train, download=download)
+
+    @staticmethod
+    def _tensors(ds) -> Batch:
+        """(N, C, H, W) uint8 images and int64 labels from a torchvision dataset's arrays."""
+        data = torch.as_tensor(ds.data)
+        x = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+        return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.long)
+
+    def prepare_data(self) -> None:
+        """Find the files (torchvision checks them) or download them; fail with what to put where."""
+        folder = self.data_dir / self.subfolder
+        try:
+            for train in (True, False):
+                self._dataset(train, download=True)
+        except Exception as err:  # torchvision raises URLError, RuntimeError, OSError, ... offline
+            raise DataNotFoundError(
+                f"{self.name}: no usable files in {folder} and the download failed ({err}). "
+                f"Put {', '.join(self.expected_files)} there, or point data_dir=... (or $BVP_DATA_DIR) "
+                f"at a folder that holds {self.subfolder}/."
+            ) from err
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        x, y = self._tensors(self._dataset(train=True, download=False))
+        if not 0 < self.val_size < len(x):
+            raise ValueError(f"dataset.val_size={self.val_size} must be between 1 and {len(x) - 1} for {self.name}")
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+        val, train = order[: self.val_size], order[self.val_size :]
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        test = self._tensors(self._dataset(train=False, download=False))
+        for split, (xs, ys) in {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}.items():
+            self.splits[split] = (xs.to(device), ys.to(device))
+        self.norm = tuple(t.to(device) for t in self.norm)
+
+    # -- batches ------------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> DeviceLoader:
+        x, y = self.splits[split]
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        size = self.batch_size if split == "train" else self.eval_batch_size
+        return DeviceLoader(x, y, size, EpochSampler(len(x), shuffle, self.seed, rank, world))
+
+    def train_dataloader(self) -> DeviceLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DeviceLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DeviceLoader:
+        return self._loader("test", shuffle=False)
+
+    def transform(self, batch: Batch, augment: bool) -> Batch:
+        """uint8 -> float in [0, 1], optional crop/flip, then (x - mean) / std; all batched on device."""
+        x, y = batch
+        x = x.float().div_(255)
+        if augment and self.augment and self.crop_padding:
+            x = random_crop_flip(x, self.crop_padding)
+        mean, std = self.norm
+        return (x - mean) / std, y
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        return self.transform(batch, augment=self.trainer is not None and self.trainer.training)
+
+
+class MNISTDataModule(DeviceDataModule):
+    """MNIST, 55k/5k/10k; pixels stay in [0, 1] (mean 0, std 1) so the Bernoulli decoder can target them."""
+
+    name = "MNIST"
+    dataset_cls = torchvision.datasets.MNIST
+    shape = (1, 28, 28)
+    recon = "bernoulli"
+    mean, std = (0.0,), (1.0,)
+    subfolder = "MNIST/raw"
+    expected_files = tuple(name for name, _ in torchvision.datasets.MNIST.resources)
+
+
+class CIFAR10DataModule(DeviceDataModule):
+    """CIFAR10, 45k/5k/10k; per-channel standardised, Gaussian reconstruction, crop+flip augmentation."""
+
+    name = "CIFAR10"
+    dataset_cls = torchvision.datasets.CIFAR10
+    shape = (3, 32, 32)
+    recon = "gaussian"
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    crop_padding = 4
+    subfolder = "cifar-10-batches-py"
+    expected_files = tuple(f for f, _ in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list)

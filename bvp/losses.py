@@ -1,0 +1,42 @@
+"""Loss terms of Beta-VAE-Classif: L = recon + beta * KL + w_cls * CE (paper Eq. 1 plus the head's CE)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) per sample and latent dim, closed form (Kingma & Welling 2014, App. B):
+    0.5 * (mu^2 + sigma^2 - 1 - log sigma^2)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def recon_loss(recon: Tensor, x: Tensor, likelihood: str) -> Tensor:
+    """-log p(x|z) summed over pixels, averaged over the batch: Bernoulli (BCE on logits) or
+    unit-variance Gaussian (squared error, constant dropped)."""
+    if likelihood == "bernoulli":
+        per_pixel = F.binary_cross_entropy_with_logits(recon, x, reduction="none")
+    elif likelihood == "gaussian":
+        per_pixel = F.mse_loss(recon, x, reduction="none")
+    else:
+        raise ValueError(f"recon likelihood {likelihood!r} is not one of {LIKELIHOODS}")
+    return per_pixel.flatten(1).sum(1).mean()
+
+
+def total_loss(recon: Tensor | None, kl: Tensor | None, ce: Tensor, beta: float, cls_weight: float) -> Tensor:
+    """recon + beta * KL + cls_weight * CE, leaving out the terms a model does not have."""
+    loss = cls_weight * ce
+    if kl is not None:
+        loss = loss + beta * kl
+    if recon is not None:
+        loss = loss + recon
+    return loss
+
+
+def nonfinite(loss: Tensor) -> Tensor:
+    """A 0-d bool tensor on the loss's device: True if the loss is NaN or inf (no host sync)."""
+    return ~torch.isfinite(loss.detach())

@@ -1,0 +1,139 @@
+"""Networks: a conv encoder sized for the input, a latent layer, an MLP head and an optional decoder.
+
+Beta-VAE-Classif and CNN-Classif share the encoder and head and differ only in the latent
+(Gaussian vs deterministic) and the decoder, so both expose the same prunable part.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+class Output(NamedTuple):
+    logits: Tensor
+    mu: Tensor
+    logvar: Tensor | None  # None for the deterministic latent
+    recon: Tensor | None  # decoder logits/means; None without a decoder
+
+
+def conv_sizes(size: int) -> list[int]:
+    """Spatial sizes after each stride-2 conv: halve while even and >= 4 (28->14->7, 32->16->8->4)."""
+    sizes = [size]
+    while sizes[-1] % 2 == 0 and sizes[-1] // 2 >= 4:
+        sizes.append(sizes[-1] // 2)
+    return sizes[1:]
+
+
+def conv_channels(in_channels: int, size: int, width: int) -> list[int]:
+    """Channels from the input through each stride-2 conv: width doubles at every conv."""
+    return [in_channels] + [width * 2**i for i in range(len(conv_sizes(size)))]
+
+
+class Encoder(nn.Module):
+    """Stride-2 4x4 convs (width doubling each time) then a dense layer: image -> hidden features."""
+
+    def __init__(self, in_shape: tuple[int, int, int], width: int, hidden_dim: int) -> None:
+        super().__init__()
+        chans, side = conv_channels(in_shape[0], in_shape[1], width), conv_sizes(in_shape[1])[-1]
+        layers: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise(chans):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        self.out_shape = (chans[-1], side, side)
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(chans[-1] * side * side, hidden_dim), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """Mirror of the encoder with transposed convs: latent -> per-pixel logits (or means)."""
+
+    def __init__(self, latent_dim: int, hidden_dim: int, in_shape: tuple[int, int, int], width: int) -> None:
+        super().__init__()
+        chans, side = conv_channels(in_shape[0], in_shape[1], width)[::-1], conv_sizes(in_shape[1])[-1]
+        layers: list[nn.Module] = [
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, chans[0] * side * side),
+            nn.ReLU(),
+            nn.Unflatten(1, (chans[0], side, side)),
+        ]
+        for c_in, c_out in itertools.pairwise(chans):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        self.net = nn.Sequential(*layers[:-1])  # no activation on the output: logits or means
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class GaussianLatent(nn.Module):
+    """q(z|x) = N(mu, diag(exp(logvar)))."""
+
+    def __init__(self, hidden_dim: int, latent_dim: int) -> None:
+        super().__init__()
+        self.mu = nn.Linear(hidden_dim, latent_dim)
+        self.logvar = nn.Linear(hidden_dim, latent_dim)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.mu(h), self.logvar(h)
+
+
+class DeterministicLatent(nn.Module):
+    """z = W h + b, the same size as the Gaussian latent's mean."""
+
+    def __init__(self, hidden_dim: int, latent_dim: int) -> None:
+        super().__init__()
+        self.mu = nn.Linear(hidden_dim, latent_dim)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.mu(h), None
+
+
+class LatentClassifier(nn.Module):
+    """encoder -> latent -> head (+ decoder). The head reads sampled z in training, mu in eval."""
+
+    variational: bool = False
+    has_decoder: bool = False
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int = 10,
+        latent_dim: int = 10,
+        hidden_dim: int = 256,
+        width: int = 32,
+        head_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
+        self.encoder = Encoder(self.in_shape, width, hidden_dim)
+        self.latent = (GaussianLatent if self.variational else DeterministicLatent)(hidden_dim, latent_dim)
+        self.head = nn.Sequential(nn.Linear(latent_dim, head_dim), nn.ReLU(), nn.Linear(head_dim, num_classes))
+        self.decoder = Decoder(latent_dim, hidden_dim, self.in_shape, width) if self.has_decoder else None
+
+    def forward(self, x: Tensor) -> Output:
+        mu, logvar = self.latent(self.encoder(x))
+        z = mu
+        if self.training and logvar is not None:  # reparameterisation trick: z = mu + sigma * eps
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        recon = self.decoder(z) if self.decoder is not None else None
+        return Output(self.head(z), mu, logvar, recon)
+
+    def classifier(self) -> nn.Sequential:
+        """The deployed inference path: encoder -> latent mean -> head (shares these modules)."""
+        return nn.Sequential(self.encoder, self.latent.mu, self.head)
+
+
+class BetaVAEClassif(LatentClassifier):
+    """Beta-VAE with a classifier head on the latent (Beta-VAE-Classif)."""
+
+    variational = True
+    has_decoder = True
+
+
+class CNNClassif(LatentClassifier):
+    """Baseline: the same encoder and head with a deterministic latent and no decoder (CNN-Classif)."""

@@ -1,0 +1,167 @@
+"""The LightningModule for Beta-VAE-Classif and the CNN-Classif baseline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from bvp.losses import kl_per_dim, nonfinite, recon_loss, total_loss
+from bvp.metrics import LatentKL, active_units
+from bvp.models import LatentClassifier, Output
+
+Batch = tuple[Tensor, Tensor]
+
+
+class ClassifModule(L.LightningModule):
+    """Trains a LatentClassifier on recon + beta * KL + cls_weight * CE (CE alone for CNN-Classif).
+
+    After pruning (``enter_finetune``) the decoder is gone and the loss is CE + beta * KL, or CE only.
+    """
+
+    def __init__(
+        self,
+        net: LatentClassifier,
+        optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer],
+        beta: float = 1.0,
+        cls_weight: float = 1.0,
+        recon: str = "bernoulli",
+        seed: int = 0,
+        num_images: int = 8,
+    ) -> None:
+        super().__init__()
+        self.net, self.optimizer_factory = net, optimizer
+        self.beta, self.cls_weight, self.recon, self.seed = float(beta), float(cls_weight), recon, seed
+        self.num_images = num_images
+        self.use_kl = net.variational
+        self.finetuning = False
+        num_classes = net.head[-1].out_features
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
+        )
+        self.val_kl = LatentKL(net.latent_dim)
+        self.register_buffer("bad_loss", torch.zeros((), dtype=torch.bool), persistent=False)
+        self._images: Tensor | None = None
+        self.epoch_seconds: list[float] = []  # wall time of each training epoch (validation included)
+        self._epoch_start = 0.0
+
+    # -- loss -----------------------------------------------------------------------------------
+    def loss_terms(self, out: Output, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Every term of the objective for one batch; ``loss`` is what gets optimised."""
+        terms = {"ce": F.cross_entropy(out.logits, y)}
+        kl = None
+        if out.logvar is not None:
+            terms["kl_dims"] = kl_per_dim(out.mu, out.logvar)
+            terms["kl"] = terms["kl_dims"].sum(1).mean()
+            kl = terms["kl"] if self.use_kl else None
+        if out.recon is not None:
+            terms["recon"] = recon_loss(out.recon, x, self.recon)
+        terms["loss"] = total_loss(terms.get("recon"), kl, terms["ce"], self.beta, self.cls_weight)
+        return terms
+
+    def _step(self, batch: Batch, stage: str) -> tuple[dict[str, Tensor], Output]:
+        x, y = batch
+        out = self.net(x)
+        terms = self.loss_terms(out, x, y)
+        acc = getattr(self, f"{stage}_acc")
+        acc.update(out.logits, y)
+        scalars = {f"{stage}/{k}": v for k, v in terms.items() if k != "kl_dims"}
+        self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        return terms, out
+
+    # -- steps ----------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # noise (reparameterisation, augmentation) drawn from (seed, epoch): a resumed run matches
+        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
+        self._epoch_start = time.perf_counter()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        terms, _ = self._step(batch, "train")
+        self.bad_loss |= nonfinite(terms["loss"])
+        return terms["loss"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        terms, out = self._step(batch, "val")
+        if "kl_dims" in terms:
+            self.val_kl.update(terms["kl_dims"])
+        if batch_idx == 0 and out.recon is not None:
+            x = batch[0][: self.num_images]
+            recon = out.recon[: self.num_images]
+            self._images = torch.cat([x, torch.sigmoid(recon) if self.recon == "bernoulli" else recon])
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self.check_finite()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite()
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        self.log("time/epoch_seconds", self.epoch_seconds[-1])
+
+    def on_validation_epoch_end(self) -> None:
+        if self.net.variational:
+            kl = self.val_kl.compute()
+            self.log("val/active_units", active_units(kl).float())
+            self.log_dict({f"val/kl_dim/{d}": v for d, v in enumerate(kl)})
+            self.val_kl.reset()
+        if self._images is not None and self.logger is not None and not self.trainer.sanity_checking:
+            grid = torchvision.utils.make_grid(self._images, nrow=self.num_images, normalize=True, scale_each=True)
+            self.logger.experiment.add_image("val/reconstruction", grid, self.global_step)
+        self._images = None
+
+    def check_finite(self) -> None:
+        """One host sync per epoch: stop the run if any training loss this epoch was NaN/inf."""
+        if bool(self.bad_loss):
+            raise FloatingPointError(
+                f"training loss became NaN/inf in epoch {self.current_epoch} (beta={self.beta}); "
+                "lower lr or beta, or check the data"
+            )
+
+    # -- optimisation -----------------------------------------------------------------------------
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    # -- pruning stage ------------------------------------------------------------------------------
+    def enter_finetune(self, keep_kl: bool = True) -> None:
+        """Drop the decoder for good and switch the loss to CE + beta * KL (or CE alone)."""
+        self.net.decoder = None
+        self.use_kl = self.net.variational and keep_kl
+        self.finetuning = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["bvp"] = {"finetuning": self.finetuning, "use_kl": self.use_kl}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("bvp", {})
+        if state.get("finetuning"):  # the checkpoint has no decoder weights: drop ours before loading
+            self.enter_finetune(keep_kl=state["use_kl"])
+
+    @torch.no_grad()
+    def accuracy(
+        self,
+        loader: Iterable[Batch],
+        transform: Callable[[Batch, bool], Batch],
+        model: Callable[[Tensor], Tensor] | None = None,
+    ) -> float:
+        """Accuracy on a loader in eval mode, apart from the logged metrics; ``model`` maps images to
+        logits (default: this module's network, e.g. an exported classifier instead)."""
+        was_training = self.training
+        self.eval()
+        logits_of = model or (lambda x: self.net(x).logits)
+        correct = total = 0
+        for batch in loader:
+            x, y = transform(batch, False)
+            correct += (logits_of(x).argmax(1) == y).sum()
+            total += len(y)
+        self.train(was_training)
+        return float(correct) / max(total, 1)

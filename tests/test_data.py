@@ -1,0 +1,111 @@
+"""DataModules: real torchvision loaders on files in the real formats, device tensors, batching, transforms."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bvp.data import CIFAR10DataModule, DataNotFoundError, DeviceLoader, EpochSampler, MNISTDataModule, random_crop_flip
+from tests.conftest import N_TEST, N_TRAIN
+
+
+def test_mnist_reads_idx_files_and_splits_by_seed(mnist_root: Path) -> None:
+    dm = MNISTDataModule(mnist_root, batch_size=32, val_size=64, seed=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    (xtr, ytr), (xv, yv), (xte, _) = dm.splits["train"], dm.splits["val"], dm.splits["test"]
+    assert xtr.shape == (N_TRAIN - 64, 1, 28, 28) and xv.shape == (64, 1, 28, 28) and xte.shape == (N_TEST, 1, 28, 28)
+    assert xtr.dtype == torch.uint8 and ytr.dtype == torch.long
+    raw = (mnist_root / "MNIST/raw/train-labels-idx1-ubyte").read_bytes()[8:]
+    assert sorted(torch.cat([ytr, yv]).tolist()) == sorted(raw)  # train + val is exactly the file
+    again = MNISTDataModule(mnist_root, val_size=64, seed=0)
+    again.setup()
+    other = MNISTDataModule(mnist_root, val_size=64, seed=1)
+    other.setup()
+    assert torch.equal(again.splits["val"][0], xv)
+    assert not torch.equal(other.splits["val"][0], xv)
+
+
+def test_cifar_reads_pickles_in_chw_order(cifar_root: Path, lenient_cifar: None) -> None:
+    dm = CIFAR10DataModule(cifar_root, val_size=20, seed=0)
+    dm.prepare_data()
+    dm.setup()
+    x, y = dm.splits["test"]
+    assert x.shape == (N_TEST, 3, 32, 32)
+    batch = pickle.loads((cifar_root / "cifar-10-batches-py/test_batch").read_bytes())
+    expected = torch.from_numpy(np.asarray(batch["data"][7]).reshape(3, 32, 32))
+    assert torch.equal(x[7], expected) and y[7].item() == batch["labels"][7]
+
+
+def test_missing_files_fail_naming_folder_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", offline)
+    with pytest.raises(DataNotFoundError) as err:
+        MNISTDataModule(tmp_path / "nowhere").prepare_data()
+    message = str(err.value)
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert "train-images-idx3-ubyte.gz" in message and "data_dir" in message
+
+
+def test_epoch_sampler_is_a_seeded_permutation_per_epoch_and_shards_ranks() -> None:
+    s = EpochSampler(10, shuffle=True, seed=3)
+    first = s.indices()
+    assert sorted(first.tolist()) == list(range(10))
+    s.set_epoch(1)
+    second = s.indices()
+    s.set_epoch(0)
+    assert torch.equal(s.indices(), first) and not torch.equal(second, first)
+    shards = [EpochSampler(10, True, 3, rank=r, world_size=3).indices() for r in range(3)]
+    assert all(len(sh) == 3 for sh in shards)  # 10 // 3 each, same count on every rank
+    assert len(set(torch.cat(shards).tolist())) == 9
+
+
+def test_loader_batches_by_index() -> None:
+    x = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1)
+    y = torch.arange(10)
+    loader = DeviceLoader(x, y, 4, EpochSampler(10, shuffle=True, seed=0))
+    batches = list(loader)
+    assert len(loader) == len(batches) == 3 and [len(b[1]) for b in batches] == [4, 4, 2]
+    assert all(torch.equal(bx.flatten().long(), by) for bx, by in batches)  # images stay paired with labels
+    ordered = list(DeviceLoader(x, y, 4, EpochSampler(10, shuffle=False, seed=0)))
+    assert torch.equal(torch.cat([b[1] for b in ordered]), y)
+
+
+def test_transform_normalises_and_augments_on_device(cifar_root: Path, lenient_cifar: None, mnist_root: Path) -> None:
+    mnist = MNISTDataModule(mnist_root, val_size=64)
+    mnist.setup()
+    xm, _ = mnist.transform(mnist.splits["train"], augment=True)
+    assert xm.dtype == torch.float32 and xm.min() >= 0 and xm.max() <= 1  # Bernoulli targets
+    assert torch.equal(xm, mnist.splits["train"][0].float() / 255)  # no augmentation for MNIST
+
+    cifar = CIFAR10DataModule(cifar_root, val_size=20)
+    cifar.setup()
+    plain, _ = cifar.transform(cifar.splits["train"], augment=False)
+    mean = torch.tensor(cifar.mean).view(1, 3, 1, 1)
+    std = torch.tensor(cifar.std).view(1, 3, 1, 1)
+    assert torch.allclose(plain, (cifar.splits["train"][0].float() / 255 - mean) / std)
+    torch.manual_seed(0)
+    aug, _ = cifar.transform(cifar.splits["train"], augment=True)
+    assert aug.shape == plain.shape and not torch.equal(aug, plain)
+
+
+def test_random_crop_flip_is_a_shifted_window_of_the_padded_image() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8)
+    out = random_crop_flip(x, padding=2)
+    padded = F.pad(x, (2, 2, 2, 2))
+    for i in range(6):
+        windows = [
+            w
+            for dy in range(5)
+            for dx in range(5)
+            for w in (padded[i, :, dy : dy + 8, dx : dx + 8], padded[i, :, dy : dy + 8, dx : dx + 8].flip(2))
+        ]
+        assert any(torch.equal(out[i], w) for w in windows)

@@ -1,0 +1,79 @@
+"""End-to-end runs on tiny data: the loss falls, TensorBoard and metrics.json are written, seeds repeat."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bvp.module import ClassifModule
+from bvp.run import train
+
+TIMING = "timing"
+
+
+def scalars(run_dir: Path) -> tuple[EventAccumulator, dict[str, list[float]]]:
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc, {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_fit_lowers_loss_and_logs_every_term(make_cfg, tmp_path: Path) -> None:
+    record = train(make_cfg("pruning=none", "epochs=4"))
+    run = tmp_path / "run"
+    acc, values = scalars(run)
+    for term in ("loss", "recon", "kl", "ce", "acc"):
+        assert len(values[f"train/{term}"]) == 4 and len(values[f"val/{term}"]) == 4
+    assert values["train/loss"][-1] < values["train/loss"][0]
+    assert values["val/ce"][-1] < values["val/ce"][0]
+    assert {"val/active_units", "val/kl_dim/0", "val/kl_dim/3", "test/acc"} <= set(values)
+    assert "val/reconstruction" in acc.Tags()["images"]
+    assert acc.PluginTagToContent("hparams")  # the HParams tab has this run
+
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk["status"] == "done" and on_disk["error"] is None
+    assert on_disk["config"]["beta"] == 1.0 and on_disk["config"]["dataset"]["_target_"].endswith("MNISTDataModule")
+    assert on_disk["metrics"]["test/acc"] == pytest.approx(record["metrics"]["test/acc"])
+    assert 0.0 <= on_disk["metrics"]["test/acc"] <= 1.0 and on_disk["timing"]["epochs_timed"] == 4
+
+
+def test_cnn_and_cifar_train_end_to_end(make_cfg, lenient_cifar: None, tmp_path: Path) -> None:
+    record = train(make_cfg("dataset=cifar10", "model=cnn", "pruning=none", "epochs=1"))
+    metrics = record["metrics"]
+    assert record["status"] == "done" and "val/recon" not in metrics and "val/kl" not in metrics
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_same_seed_same_metrics_other_seed_differs(make_cfg) -> None:
+    a = train(make_cfg("seed=7", name="a"))
+    b = train(make_cfg("seed=7", name="b"))
+    c = train(make_cfg("seed=8", name="c"))
+    assert a["metrics"] == b["metrics"] and a["sparsity"] == b["sparsity"]
+    assert a["metrics"]["test/loss"] != c["metrics"]["test/loss"]
+
+
+def test_finished_run_is_skipped(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("pruning=none", "epochs=1")
+    first = train(cfg)
+    stamp = (tmp_path / "run" / "metrics.json").stat().st_mtime_ns
+    assert train(cfg) == first
+    assert (tmp_path / "run" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_nan_loss_stops_the_run_and_records_failure(make_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ClassifModule.loss_terms
+
+    def poisoned(self, out, x, y):
+        terms = original(self, out, x, y)
+        terms["loss"] = terms["loss"] * torch.tensor(float("nan"))
+        return terms
+
+    monkeypatch.setattr(ClassifModule, "loss_terms", poisoned)
+    with pytest.raises(FloatingPointError, match="NaN/inf in epoch 0"):
+        train(make_cfg("pruning=none"))
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "failed" and "FloatingPointError" in record["error"]
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # no NaN checkpoint saved
