@@ -8,6 +8,7 @@ and one holding ``checkpoints/last.ckpt`` is resumed, so re-running a sweep fini
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,24 @@ from omegaconf import DictConfig, OmegaConf
 from bvp.compression import compression_figures, count_params, export_classifier
 from bvp.config import ConfigError, check_config, pruning_enabled
 from bvp.io import atomic_write_json, read_json
+from bvp.sweep import assign_job_resources
 
 log = logging.getLogger(__name__)
 
 RUN_KEYS = ("output_dir", "resume", "ckpt_path")  # keys that do not change what a run computes
-HPARAMS = ("dataset", "model", "beta", "seed", "latent_dim", "lr", "batch_size", "epochs")
+HPARAMS = ("latent_dim", "lr", "batch_size", "epochs", "finetune_epochs")  # beside run_name()
 
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that decides the results (used to match a run to resume)."""
     return {k: v for k, v in config.items() if k not in RUN_KEYS}
+
+
+def run_name(config: dict[str, Any]) -> dict[str, Any]:
+    """dataset, model, beta, seed of a resolved config: how the report groups and labels runs."""
+    dataset = config["dataset"]["_target_"].rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+    model = {"BetaVAEClassif": "beta_vae", "CNNClassif": "cnn"}.get(config["model"]["net"]["_target_"].rsplit(".", 1)[-1])
+    return {"dataset": dataset, "model": model, "beta": config.get("beta"), "seed": config.get("seed")}
 
 
 def find_checkpoint(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> str | None:
@@ -69,7 +78,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         callbacks.append(pruner)
         max_epochs = pruner.max_epochs
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=callbacks, logger=logger)
+    devices = assign_job_resources(cfg)
+    extra = {"devices": devices, "accelerator": "gpu"} if devices is not None else {}
+    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=callbacks, logger=logger, **extra)
     return dm, module, trainer
 
 
@@ -117,8 +128,7 @@ def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> d
         "seconds_per_epoch": sorted(epochs)[len(epochs) // 2] if epochs else None,
     }
     if trainer.logger is not None:
-        hp = {k: str(config.get(k)) if k in ("dataset", "model") else config.get(k) for k in HPARAMS}
-        hp["dataset"], hp["model"] = cfg.dataset._target_.rsplit(".", 1)[-1], cfg.model.net._target_.rsplit(".", 1)[-1]
+        hp = {**run_name(config), **{k: config.get(k) for k in HPARAMS}}
         keys = ("test/acc", "dense_test_acc", "pruned_test_acc", "val/active_units", "compression_ratio")
         trainer.logger.log_hyperparams(hp, {f"hp/{k}": metrics[k] for k in keys if k in metrics})
     return {"metrics": metrics, "sparsity": sparsity, "artifacts": artifacts, "timing": timing}
@@ -134,7 +144,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("%s is done already: skipping (delete it to run again)", path)
         return previous
     config = OmegaConf.to_container(cfg, resolve=True)
-    record: dict[str, Any] = {"status": "running", "error": None, "config": config}
+    record: dict[str, Any] = {
+        "status": "running",
+        "error": None,
+        "run": run_name(config),
+        "config": config,
+        "process": {"pid": os.getpid(), "started": time.time()},
+    }
     try:
         check_config(cfg)
         atomic_write_json(path, record)
@@ -145,5 +161,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         record["error"] = f"{type(err).__name__}: {err}"
         raise
     finally:
+        record["process"]["ended"] = time.time()
         atomic_write_json(path, record)
     return record
