@@ -56,8 +56,8 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=False)
-        jobs = sweep_jobs(params, list(config.hydra.overrides.task))
+        params = config.hydra.sweeper.get("params")
+        jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
         atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": time.time()})
         self._draw(sweep_dir)
 

@@ -1,0 +1,90 @@
+"""Real Hydra multiruns (subprocesses of train.py -m) on tiny data: isolation of failures, resuming
+a sweep, the parallel joblib launcher, and the report built from the result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bvp.report import report
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["beta=1,10", "seed=0,1"]
+TINY_EXPERIMENT = """# @package _global_
+epochs: 1
+finetune_epochs: 1
+batch_size: 32
+latent_dim: 4
+dataset: {val_size: 64, eval_batch_size: 64}
+model:
+  net: {hidden_dim: 32, width: 8, head_dim: 16}
+trainer: {enable_progress_bar: false}
+"""
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path: Path) -> Path:
+    """A test-only experiment=tiny in an extra config dir (experiment is left out of run folder names)."""
+    folder = tmp_path / "extra_conf" / "experiment"
+    folder.mkdir(parents=True)
+    (folder / "tiny.yaml").write_text(TINY_EXPERIMENT)
+    return folder.parent
+
+
+def sweep(sweep_dir: Path, data: Path, extra_conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "train.py", "-m", f"--config-dir={extra_conf}", "experiment=tiny", f"data_dir={data}"]
+    cmd += [f"hydra.sweep.dir={sweep_dir}", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def records(sweep_dir: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")}
+
+
+def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
+    mnist_root: Path, tmp_path: Path, tiny_experiment: Path
+) -> None:
+    out = tmp_path / "sweep"
+    broken = out / "dataset=mnist,model=beta_vae,beta=10,seed=1" / "checkpoints" / "last.ckpt"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")  # this job will try to resume from it and fail
+
+    first = sweep(out, mnist_root, tiny_experiment, *GRID)
+    assert first.returncode != 0  # Hydra reports the failed job once all jobs have run
+    runs = records(out)
+    assert sorted(runs) == [
+        "dataset=mnist,model=beta_vae,beta=1,seed=0",
+        "dataset=mnist,model=beta_vae,beta=1,seed=1",
+        "dataset=mnist,model=beta_vae,beta=10,seed=0",
+        "dataset=mnist,model=beta_vae,beta=10,seed=1",
+    ]
+    assert [r["status"] for r in runs.values()].count("done") == 3
+    failed = runs["dataset=mnist,model=beta_vae,beta=10,seed=1"]
+    assert failed["status"] == "failed" and failed["error"]
+    assert "sweep: 100%" in first.stderr and "4/4" in first.stderr  # the progress bar
+
+    result = report(out, resamples=200)
+    summary = (result["out_dir"] / "summary.md").read_text()
+    assert "## Failed or unfinished runs (1)" in summary and "beta=10,seed=1`: failed" in summary
+    assert result["done"] == 3 and result["missing"] == 0
+
+    stamps = {name: (out / name / "metrics.json").stat().st_mtime_ns for name, r in runs.items() if r["status"] == "done"}
+    broken.unlink()
+    second = sweep(out, mnist_root, tiny_experiment, *GRID)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert all(r["status"] == "done" for r in records(out).values())
+    assert all((out / name / "metrics.json").stat().st_mtime_ns == t for name, t in stamps.items())  # skipped
+
+
+def test_joblib_launcher_runs_two_jobs_in_parallel_on_cpu(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:
+    out = tmp_path / "parallel"
+    done = sweep(out, mnist_root, tiny_experiment, "seed=0,1", "pruning=none", "hydra/launcher=gpus", "launch.jobs_per_gpu=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    procs = [r["process"] for r in records(out).values()]
+    assert len(procs) == 2 and procs[0]["pid"] != procs[1]["pid"]
+    (a, b) = sorted(procs, key=lambda p: p["started"])
+    assert b["started"] < a["ended"]  # the second job started before the first one ended
