@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 ARGS ?=
 
-.PHONY: install train test lint tensorboard data clean
+.PHONY: install train test bench report lint tensorboard data clean
 
 install: $(STAMP)
 
@@ -28,6 +28,16 @@ train: install data
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# training throughput: the project's path vs a plain PyTorch loop vs the textbook DataLoader path
+bench: install
+	$(PY) -m bvp.bench $(ARGS)
+
+# the study's table and figures from a sweep folder (default: the newest under outputs/multirun)
+SWEEP ?= $(shell find outputs/multirun -name multirun.yaml -printf '%T@ %h\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2)
+report: install
+	@test -n "$(SWEEP)" || { echo "no sweep under outputs/multirun: make report SWEEP=path/to/sweep"; exit 2; }
+	$(VENV)/bin/bvp-report $(SWEEP) $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check bvp tests train.py

@@ -131,6 +131,8 @@ class DeviceDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Find the files (torchvision checks them) or download them; fail with what to put where."""
+        if self.splits:  # already in memory (handed over by the caller)
+            return
         folder = self.data_dir / self.subfolder
         try:
             for train in (True, False):

@@ -35,9 +35,16 @@ class ClassifModule(L.LightningModule):
         recon: str = "bernoulli",
         seed: int = 0,
         num_images: int = 8,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.net, self.optimizer_factory = net, optimizer
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        # kept outside the module tree: checkpoints, pruning and state_dict keys see only self.net
+        object.__setattr__(self, "_net_fn", torch.compile(self.net) if compile else self.net)
         self.beta, self.cls_weight, self.recon, self.seed = float(beta), float(cls_weight), recon, seed
         self.num_images = num_images
         self.use_kl = net.variational
@@ -66,9 +73,14 @@ class ClassifModule(L.LightningModule):
         terms["loss"] = total_loss(terms.get("recon"), kl, terms["ce"], self.beta, self.cls_weight)
         return terms
 
+    def forward(self, x: Tensor) -> Output:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._net_fn(x)
+
     def _step(self, batch: Batch, stage: str) -> tuple[dict[str, Tensor], Output]:
         x, y = batch
-        out = self.net(x)
+        out = self(x)
         terms = self.loss_terms(out, x, y)
         acc = getattr(self, f"{stage}_acc")
         acc.update(out.logits, y)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as L
+import torch
 from lightning.pytorch.callbacks import ModelPruning
 from torch import nn
 from torch.nn.utils import prune
@@ -92,7 +93,11 @@ class DecoderStripPruning(ModelPruning):
         dm = trainer.datamodule
         self._measure(pl_module, dm, "dense")
         pl_module.enter_finetune(keep_kl=self.finetune_loss == "ce_kl")
+        # global_unstructured flattens with .view(-1), which channels_last conv weights do not allow
+        pl_module.net.to(memory_format=torch.contiguous_format)
         super().on_train_epoch_end(trainer, pl_module)  # ModelPruning applies the pruning here
+        if pl_module.channels_last:
+            pl_module.net.to(memory_format=torch.channels_last)
         self._rebuild_optimizers(trainer)
         self._measure(pl_module, dm, "pruned")
         self.results["sparsity"] = sparsity_report(pl_module.net, self._parameters_to_prune)
