@@ -88,3 +88,12 @@ def test_joblib_launcher_runs_two_jobs_in_parallel_on_cpu(mnist_root: Path, tmp_
     assert len(procs) == 2 and procs[0]["pid"] != procs[1]["pid"]
     (a, b) = sorted(procs, key=lambda p: p["started"])
     assert b["started"] < a["ended"]  # the second job started before the first one ended
+
+
+def test_sweep_with_ddp_devices_is_refused_before_training(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:
+    out = tmp_path / "ddp"
+    done = sweep(out, mnist_root, tiny_experiment, "seed=0", "trainer.devices=2")
+    assert done.returncode != 0
+    (record,) = records(out).values()
+    assert record["status"] == "failed" and "trainer.devices=2" in record["error"] and "hydra/launcher=gpus" in record["error"]
+    assert not list(out.glob("*/checkpoints"))
