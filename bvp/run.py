@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from bvp.compression import compression_figures, count_params, export_classifier
 from bvp.config import ConfigError, check_config, pruning_enabled
 from bvp.io import atomic_write_json, read_json
+from bvp.pruning import DecoderStripPruning
 from bvp.sweep import assign_job_resources
 
 log = logging.getLogger(__name__)
@@ -84,11 +86,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     return dm, module, trainer
 
 
-def pruning_results(trainer: L.Trainer) -> dict[str, Any]:
-    for cb in trainer.callbacks:
-        if hasattr(cb, "results") and hasattr(cb, "prune_epoch"):
-            return dict(cb.results)
-    return {}
+def pruner_of(trainer: L.Trainer) -> DecoderStripPruning | None:
+    return next((cb for cb in trainer.callbacks if isinstance(cb, DecoderStripPruning)), None)
 
 
 def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -103,10 +102,13 @@ def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> d
     fit_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted; re-run the same command to resume")
+    pruner = pruner_of(trainer)
+    if pruner is not None:  # on_train_end did this, unless fit resumed at its last epoch and skipped it
+        pruner.make_pruning_permanent(module)
     val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
 
-    pruned = pruning_results(trainer)
+    pruned = dict(pruner.results) if pruner is not None else {}
     sparsity = pruned.pop("sparsity", {})
     classifier = module.net.classifier()
     metrics: dict[str, Any] = {**val, **{k: float(v) for k, v in test.items()}, **pruned}
@@ -116,16 +118,14 @@ def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> d
     metrics.update(compression_figures(full_params, classifier, count_params(classifier)))
     x_test, _ = dm.transform(next(iter(dm.test_dataloader())), False)
     artifacts = export_classifier(classifier, x_test[:2], out_dir)
-    with torch.no_grad():
-        exported = torch.export.load(artifacts["exported"]).module()
-        metrics["exported_test_acc"] = module.accuracy(
-            dm.test_dataloader(), lambda b, _: tuple(t.cpu() for t in dm.transform(b, False)), model=exported
-        )
+    exported = torch.export.load(artifacts["exported"]).module()
+    on_cpu = lambda b, _: tuple(t.cpu() for t in dm.transform(b, False))  # noqa: E731
+    metrics["exported_test_acc"] = module.accuracy(dm.test_dataloader(), on_cpu, model=exported)
     epochs = module.epoch_seconds
     timing = {
         "fit_seconds": fit_seconds,
         "epochs_timed": len(epochs),
-        "seconds_per_epoch": sorted(epochs)[len(epochs) // 2] if epochs else None,
+        "seconds_per_epoch": statistics.median(epochs) if epochs else None,
     }
     if trainer.logger is not None:
         hp = {**run_name(config), **{k: config.get(k) for k in HPARAMS}}
