@@ -7,7 +7,7 @@ warm-up epoch first, then the timed one):
             default callbacks (checkpointing) and TensorBoard logging (validation off, as in the others)
   plain     a hand-written loop: the same net, loss and Adam over the same device tensors, batched
             on-device transforms, no Lightning
-  textbook  a torchvision-style dataset (PIL image + ToTensor, RandomCrop/Flip for CIFAR10) and DataLoader
+  textbook  a torchvision-style dataset (PIL image + ToTensor, the same RandomCrop/Flip) and DataLoader
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def run_textbook(cfg: Any, data: tuple[torch.Tensor, torch.Tensor], out_dir: Pat
     dm, module, _ = make_module(cfg, out_dir)
     device = data[0].device
     module.to(device).train()
-    ops: list[Callable] = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if dm.crop_padding else []
+    ops: list[Callable] = [T.RandomCrop(dm.shape[1], padding=dm.crop_padding)] if dm.crop_padding else []
+    ops += [T.RandomHorizontalFlip()] if dm.crop_padding and dm.hflip else []
     ops += [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(dm.mean, dm.std)]
     loader = DataLoader(ArrayImages(*data, T.Compose(ops)), batch_size=cfg.batch_size, shuffle=True, num_workers=workers)
     step = train_step(module, module.configure_optimizers())

@@ -74,8 +74,9 @@ class DeviceLoader:
             yield self.x[idx], self.y[idx]
 
 
-def random_crop_flip(x: Tensor, padding: int) -> Tensor:
-    """Batched RandomCrop(size, padding) with zero fill plus RandomHorizontalFlip, on x's device."""
+def random_crop_flip(x: Tensor, padding: int, hflip: bool = True) -> Tensor:
+    """Batched RandomCrop(size, padding) with zero fill (a random shift of up to ``padding`` pixels),
+    plus RandomHorizontalFlip if ``hflip``, on x's device."""
     b, c, h, w = x.shape
     dev = x.device
     padded = F.pad(x, (padding,) * 4)
@@ -84,6 +85,8 @@ def random_crop_flip(x: Tensor, padding: int) -> Tensor:
     rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
     out = padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    if not hflip:
+        return out
     flip = torch.rand(b, device=dev) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
@@ -98,7 +101,6 @@ class DeviceDataModule(L.LightningDataModule):
     recon: str  # reconstruction likelihood the images suit: "bernoulli" or "gaussian"
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    crop_padding: int = 0  # > 0 turns on random crop + horizontal flip for training batches
     expected_files: tuple[str, ...]
     subfolder: str
 
@@ -109,12 +111,16 @@ class DeviceDataModule(L.LightningDataModule):
         eval_batch_size: int = 1000,
         val_size: int = 5000,
         seed: int = 0,
-        augment: bool = True,
+        crop_padding: int = 0,
+        hflip: bool = False,
     ) -> None:
+        """``crop_padding`` > 0: training batches are randomly shifted by up to that many pixels (zero
+        padded, as RandomCrop(size, padding)); ``hflip``: and flipped left-right with probability 1/2."""
         super().__init__()
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_size, self.seed, self.augment = val_size, seed, augment
+        self.val_size, self.seed = val_size, seed
+        self.crop_padding, self.hflip = crop_padding, hflip
         self.splits: dict[str, Batch] = {}
         self.norm = (torch.tensor(self.mean).view(1, -1, 1, 1), torch.tensor(self.std).view(1, -1, 1, 1))
 
@@ -178,8 +184,8 @@ class DeviceDataModule(L.LightningDataModule):
         """uint8 -> float in [0, 1], optional crop/flip, then (x - mean) / std; all batched on device."""
         x, y = batch
         x = x.float().div_(255)
-        if augment and self.augment and self.crop_padding:
-            x = random_crop_flip(x, self.crop_padding)
+        if augment and self.crop_padding:
+            x = random_crop_flip(x, self.crop_padding, self.hflip)
         mean, std = self.norm
         return (x - mean) / std, y
 
@@ -200,13 +206,12 @@ class MNISTDataModule(DeviceDataModule):
 
 
 class CIFAR10DataModule(DeviceDataModule):
-    """CIFAR10, 45k/5k/10k; per-channel standardised, Gaussian reconstruction, crop+flip augmentation."""
+    """CIFAR10, 45k/5k/10k; per-channel standardised, Gaussian reconstruction."""
 
     name = "CIFAR10"
     dataset_cls = torchvision.datasets.CIFAR10
     shape = (3, 32, 32)
     recon = "gaussian"
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-    crop_padding = 4
     subfolder = "cifar-10-batches-py"
     expected_files = tuple(f for f, _ in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list)

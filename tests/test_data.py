@@ -83,9 +83,13 @@ def test_transform_normalises_and_augments_on_device(cifar_root: Path, lenient_c
     mnist.setup()
     xm, _ = mnist.transform(mnist.splits["train"], augment=True)
     assert xm.dtype == torch.float32 and xm.min() >= 0 and xm.max() <= 1  # Bernoulli targets
-    assert torch.equal(xm, mnist.splits["train"][0].float() / 255)  # no augmentation for MNIST
+    assert torch.equal(xm, mnist.splits["train"][0].float() / 255)  # crop_padding=0: no augmentation
+    shifted = MNISTDataModule(mnist_root, val_size=64, crop_padding=2)
+    shifted.setup()
+    xs, _ = shifted.transform(shifted.splits["train"], augment=True)
+    assert not torch.equal(xs, xm) and torch.equal(shifted.transform(shifted.splits["train"], augment=False)[0], xm)
 
-    cifar = CIFAR10DataModule(cifar_root, val_size=20)
+    cifar = CIFAR10DataModule(cifar_root, val_size=20, crop_padding=4, hflip=True)
     cifar.setup()
     plain, _ = cifar.transform(cifar.splits["train"], augment=False)
     mean = torch.tensor(cifar.mean).view(1, 3, 1, 1)
@@ -96,16 +100,17 @@ def test_transform_normalises_and_augments_on_device(cifar_root: Path, lenient_c
     assert aug.shape == plain.shape and not torch.equal(aug, plain)
 
 
-def test_random_crop_flip_is_a_shifted_window_of_the_padded_image() -> None:
+@pytest.mark.parametrize("hflip", [True, False])
+def test_random_crop_flip_is_a_shifted_window_of_the_padded_image(hflip: bool) -> None:
     torch.manual_seed(0)
-    x = torch.rand(6, 3, 8, 8)
-    out = random_crop_flip(x, padding=2)
+    x = torch.rand(16, 3, 8, 8)
+    out = random_crop_flip(x, padding=2, hflip=hflip)
     padded = F.pad(x, (2, 2, 2, 2))
-    for i in range(6):
-        windows = [
-            w
-            for dy in range(5)
-            for dx in range(5)
-            for w in (padded[i, :, dy : dy + 8, dx : dx + 8], padded[i, :, dy : dy + 8, dx : dx + 8].flip(2))
-        ]
-        assert any(torch.equal(out[i], w) for w in windows)
+    flipped = 0
+    for i in range(16):
+        windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+        if any(torch.equal(out[i], w) for w in windows):
+            continue
+        assert hflip and any(torch.equal(out[i], w.flip(2)) for w in windows)
+        flipped += 1
+    assert (flipped > 0) == hflip
