@@ -27,8 +27,8 @@ def test_fit_lowers_loss_and_logs_every_term(make_cfg, tmp_path: Path) -> None:
     acc, values = scalars(run)
     for term in ("loss", "recon", "kl", "ce", "acc"):
         assert len(values[f"train/{term}"]) == 4 and len(values[f"val/{term}"]) == 4
-    assert values["train/loss"][-1] < values["train/loss"][0]
-    assert values["val/ce"][-1] < values["val/ce"][0]
+    assert values["train/loss"][-1] < values["train/loss"][0] and values["val/loss"][-1] < values["val/loss"][0]
+    assert values["train/ce"][-1] < values["train/ce"][0]
     assert {"val/active_units", "val/kl_dim/0", "val/kl_dim/3", "test/acc"} <= set(values)
     assert "val/reconstruction" in acc.Tags()["images"]
     assert acc.PluginTagToContent("hparams")  # the HParams tab has this run
