@@ -121,8 +121,8 @@ def test_export_reloads_in_plain_pytorch_with_identical_logits(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("crash", "epochs_left"),
-    [("+callbacks.crash.epoch=3", 1), ("+callbacks.crash.at_test=true", 0)],
-    ids=["during-finetuning", "after-last-epoch"],
+    [("+callbacks.crash.epoch=2", 2), ("+callbacks.crash.epoch=3", 1), ("+callbacks.crash.at_test=true", 0)],
+    ids=["right-after-pruning", "during-finetuning", "after-last-epoch"],
 )
 def test_killed_run_resumes_to_the_same_final_metrics(make_cfg, crash: str, epochs_left: int) -> None:
     overrides = ("epochs=2", "finetune_epochs=2")
