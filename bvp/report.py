@@ -229,11 +229,13 @@ def accuracy_figure(dataset: str, grouped: dict[Group, list[dict[str, Any]]]) ->
         pos = [i + (k - 1) * 0.27 for i in range(len(mine))]
         box = ax.boxplot(data, positions=pos, widths=0.22, patch_artist=True, manage_ticks=False)
         for patch in box["boxes"]:
-            patch.set_facecolor(color)
+            patch.set(facecolor=color, alpha=0.5)
+        for x, ys in zip(pos, data, strict=True):  # every run, so small groups stay visible
+            ax.scatter([x] * len(ys), ys, s=14, color=color, edgecolor="black", linewidth=0.5, zorder=3)
         ax.plot([], [], color=color, lw=8, label=field.removesuffix("_test_acc"))
     ax.set_xticks(range(len(mine)), [_label(g[2]) for g, _ in mine])
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{dataset}: accuracy before pruning, after, and after fine-tuning")
+    ax.set_title(f"{dataset}: test accuracy, dense / pruned / fine-tuned")
     ax.legend(loc="lower left")
     fig.tight_layout()
     return fig
