@@ -14,7 +14,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from bvp.losses import kl_per_dim, nonfinite, recon_loss, total_loss
-from bvp.metrics import LatentKL, active_units
+from bvp.metrics import LatentKL, TermMeans, active_units
 from bvp.models import LatentClassifier, Output
 
 Batch = tuple[Tensor, Tensor]
@@ -53,6 +53,7 @@ class ClassifModule(L.LightningModule):
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
         )
+        self.train_terms, self.val_terms, self.test_terms = TermMeans(), TermMeans(), TermMeans()
         self.val_kl = LatentKL(net.latent_dim)
         self.register_buffer("bad_loss", torch.zeros((), dtype=torch.bool), persistent=False)
         self._images: Tensor | None = None
@@ -79,15 +80,21 @@ class ClassifModule(L.LightningModule):
         return self._net_fn(x)
 
     def _step(self, batch: Batch, stage: str) -> tuple[dict[str, Tensor], Output]:
+        """Forward, loss and metric updates on the device; nothing is logged per step (see TermMeans)."""
         x, y = batch
         out = self(x)
         terms = self.loss_terms(out, x, y)
-        acc = getattr(self, f"{stage}_acc")
-        acc.update(out.logits, y)
-        scalars = {f"{stage}/{k}": v for k, v in terms.items() if k != "kl_dims"}
-        self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        getattr(self, f"{stage}_acc").update(out.logits, y)
+        getattr(self, f"{stage}_terms").update(terms, len(y))
         return terms, out
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log the epoch means of every loss term and the accuracy of ``stage``, then reset them."""
+        terms, acc = getattr(self, f"{stage}_terms"), getattr(self, f"{stage}_acc")
+        self.log_dict({f"{stage}/{k}": v for k, v in terms.compute().items()})
+        self.log(f"{stage}/acc", acc.compute(), prog_bar=stage == "val")
+        terms.reset()
+        acc.reset()
 
     # -- steps ----------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -117,10 +124,15 @@ class ClassifModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.check_finite()
+        self._log_epoch("train")
         self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
         self.log("time/epoch_seconds", self.epoch_seconds[-1])
 
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
     def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
         if self.net.variational:
             kl = self.val_kl.compute()
             self.log("val/active_units", active_units(kl).float())

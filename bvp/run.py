@@ -23,7 +23,7 @@ from bvp.compression import compression_figures, count_params, export_classifier
 from bvp.config import ConfigError, check_config, pruning_enabled
 from bvp.io import atomic_write_json, read_json
 from bvp.pruning import DecoderStripPruning
-from bvp.sweep import assign_job_resources
+from bvp.sweep import assign_job_resources, in_multirun
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,18 @@ HPARAMS = ("latent_dim", "lr", "batch_size", "epochs", "finetune_epochs")  # bes
 
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that decides the results (used to match a run to resume)."""
-    return {k: v for k, v in config.items() if k not in RUN_KEYS}
+    """The part of a resolved config that decides the results (used to match a run to resume): the
+    run keys dropped and the run folder, which resolves into nested paths, replaced by a placeholder."""
+    folder = str(config.get("output_dir"))
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value.replace(folder, "${output_dir}") if isinstance(value, str) else value
+
+    return strip({k: v for k, v in config.items() if k not in RUN_KEYS})
 
 
 def run_name(config: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +54,8 @@ def run_name(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_checkpoint(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> str | None:
-    """ckpt_path if given; else this folder's last.ckpt; else, with resume=true, the newest unfinished
-    run with the same config among this folder's siblings (outputs/runs/<date>/<time>)."""
+    """ckpt_path if given; else this folder's last.ckpt; else, with resume=true in a single run, the
+    newest unfinished run with the same config among this folder's siblings (outputs/runs/<date>/<time>)."""
     if cfg.get("ckpt_path"):
         if not Path(cfg.ckpt_path).is_file():
             raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: no such file; give the path of a last.ckpt")
@@ -53,7 +63,7 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> s
     own = out_dir / "checkpoints" / "last.ckpt"
     if own.is_file():
         return str(own)
-    if not cfg.get("resume"):
+    if not cfg.get("resume") or in_multirun():  # a sweep job resumes from its own folder only
         return None
     root = out_dir.parent.parent
     for record_path in sorted(root.glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):

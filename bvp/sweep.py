@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
@@ -34,8 +35,6 @@ def register_resolvers() -> None:
 
 def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[str]]:
     """The override list of every job, expanded as Hydra's BasicSweeper does (params, then command line)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     args = [f"{k}={v}" for k, v in params.items()] + list(task_overrides)
     (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
     return batch
@@ -62,7 +61,7 @@ class SweepProgress(Callback):
         self._draw(sweep_dir)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_multirun():
             self._draw(Path(config.hydra.sweep.dir))
 
     @staticmethod
@@ -74,10 +73,14 @@ class SweepProgress(Callback):
         print(f"{bar} [{', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}]", file=sys.stderr, flush=True)
 
 
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def assign_job_resources(cfg: DictConfig) -> list[int] | None:
     """In a multirun: the GPU index for this job (job number modulo ``launch.gpus``) and, for parallel
     CPU jobs, a fair share of the cores. Returns the devices to give the Trainer (None: leave as is)."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not in_multirun():
         return None
     hydra = HydraConfig.get()
     devices = cfg.trainer.get("devices", 1)

@@ -73,3 +73,16 @@ def test_latent_kl_metric_and_active_units() -> None:
     per_dim = metric.compute()
     assert torch.allclose(per_dim, torch.tensor([1.0, 0.001, 0.01]))
     assert active_units(per_dim).item() == 1  # 0.01 nats is not > 0.01
+
+
+def test_term_means_weight_by_batch_and_skip_missing_terms() -> None:
+    from bvp.metrics import TermMeans
+
+    metric = TermMeans()
+    metric.update({"loss": torch.tensor(2.0), "recon": torch.tensor(10.0), "ce": torch.tensor(1.0)}, n=3)
+    metric.update({"loss": torch.tensor(4.0), "ce": torch.tensor(0.0)}, n=1)  # no recon: decoder stripped
+    means = metric.compute()
+    assert set(means) == {"loss", "recon", "ce"}  # kl never seen: not reported
+    assert means["loss"].item() == pytest.approx((2 * 3 + 4) / 4)
+    assert means["recon"].item() == pytest.approx(10.0)  # averaged over the steps that had it
+    assert means["ce"].item() == pytest.approx(3 / 4)

@@ -135,3 +135,29 @@ def test_killed_run_resumes_to_the_same_final_metrics(make_cfg, crash: str, epoc
     for key in ("test/acc", "test/loss", "dense_test_acc", "pruned_test_acc", "compression_ratio", "nonzero_classifier"):
         assert resumed["metrics"][key] == whole["metrics"][key], key
     assert resumed["sparsity"] == whole["sparsity"]
+
+
+def test_resume_true_continues_the_newest_unfinished_run_with_the_same_config(make_cfg, monkeypatch) -> None:
+    from bvp.config import ConfigError
+    from bvp.module import ClassifModule
+
+    overrides = ("epochs=2", "finetune_epochs=2")
+    with pytest.raises(ConfigError, match="resume=true: no unfinished run"):
+        train(make_cfg(*overrides, "resume=true", name="runs/day/t0"))
+    whole = train(make_cfg(*overrides, name="whole"))
+
+    original = ClassifModule.on_train_epoch_start
+
+    def killed_at_epoch_3(self):
+        if self.current_epoch == 3:
+            raise RuntimeError("killed")
+        original(self)
+
+    monkeypatch.setattr(ClassifModule, "on_train_epoch_start", killed_at_epoch_3)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(make_cfg(*overrides, name="runs/day/t1"))
+    monkeypatch.setattr(ClassifModule, "on_train_epoch_start", original)
+    resumed = train(make_cfg(*overrides, "resume=true", name="runs/day/t2"))  # a new run folder
+    assert resumed["timing"]["epochs_timed"] == 1
+    assert resumed["metrics"]["test/acc"] == whole["metrics"]["test/acc"]
+    assert resumed["metrics"]["test/loss"] == whole["metrics"]["test/loss"]

@@ -82,7 +82,8 @@ def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
 
 def test_joblib_launcher_runs_two_jobs_in_parallel_on_cpu(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:
     out = tmp_path / "parallel"
-    done = sweep(out, mnist_root, tiny_experiment, "seed=0,1", "pruning=none", "hydra/launcher=gpus", "launch.jobs_per_gpu=2")
+    args = ("seed=0,1", "epochs=10", "pruning=none", "hydra/launcher=gpus", "launch.jobs_per_gpu=2")  # long enough to overlap
+    done = sweep(out, mnist_root, tiny_experiment, *args)
     assert done.returncode == 0, done.stderr[-2000:]
     procs = [r["process"] for r in records(out).values()]
     assert len(procs) == 2 and procs[0]["pid"] != procs[1]["pid"]
