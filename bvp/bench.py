@@ -89,8 +89,7 @@ def run_project(cfg: Any, data: tuple[torch.Tensor, torch.Tensor], out_dir: Path
     clock = EpochClock()
     trainer.callbacks.append(clock)
     x, y = data
-    dm.splits = {"train": (x, y), "val": (x[:1], y[:1]), "test": (x[:1], y[:1])}  # setup() keeps these
-    dm.norm = tuple(t.to(x.device) for t in dm.norm)
+    dm.use_splits({"train": (x, y), "val": (x[:1], y[:1]), "test": (x[:1], y[:1])}, x.device)
     trainer.fit(module, datamodule=dm)
     return len(y) / clock.seconds
 
@@ -121,7 +120,7 @@ def run_plain(cfg: Any, data: tuple[torch.Tensor, torch.Tensor], out_dir: Path) 
     dm, module, _ = make_module(cfg, out_dir)
     x, y = data
     module.to(x.device).train()
-    dm.norm = tuple(t.to(x.device) for t in dm.norm)
+    dm.use_splits({"train": (x, y)}, x.device)
     opt = module.configure_optimizers()
     loader = DeviceLoader(x, y, cfg.batch_size, EpochSampler(len(y), True, cfg.seed))
     step = train_step(module, opt)

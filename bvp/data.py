@@ -160,8 +160,11 @@ class DeviceDataModule(L.LightningDataModule):
         val, train = order[: self.val_size], order[self.val_size :]
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         test = self._tensors(self._dataset(train=False, download=False))
-        for split, (xs, ys) in {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}.items():
-            self.splits[split] = (xs.to(device), ys.to(device))
+        self.use_splits({"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}, device)
+
+    def use_splits(self, splits: dict[str, Batch], device: torch.device) -> None:
+        """Hold these (uint8 images, labels) splits on ``device``; setup() and prepare_data() then keep them."""
+        self.splits = {name: (xs.to(device), ys.to(device)) for name, (xs, ys) in splits.items()}
         self.norm = tuple(t.to(device) for t in self.norm)
 
     # -- batches ------------------------------------------------------------------------------
