@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,17 +175,13 @@ def bench(
             cfg = compose_cfg(model, dataset, base)
             dm = make_module(cfg, Path(tmp) / "probe")[0]
             data = synthetic(dm, samples, dev, seed=0)
+            runners = {"project": run_project, "plain": run_plain, "textbook": partial(run_textbook, workers=workers)}
             rates: dict[str, list[float]] = {w: [] for w in WAYS}
             for r in range(repeats):
                 for way in WAYS:
-                    out = Path(tmp) / f"{model}-{dataset}-{way}-{r}"
                     L.seed_everything(0, verbose=False)
-                    if way == "project":
-                        rates[way].append(run_project(compose_cfg(model, dataset, base), data, out))
-                    elif way == "plain":
-                        rates[way].append(run_plain(compose_cfg(model, dataset, base), data, out))
-                    else:
-                        rates[way].append(run_textbook(compose_cfg(model, dataset, base), data, out, workers))
+                    out = Path(tmp) / f"{model}-{dataset}-{way}-{r}"
+                    rates[way].append(runners[way](compose_cfg(model, dataset, base), data, out))
             median = {w: statistics.median(v) for w, v in rates.items()}
             results["cases"][f"{model}/{dataset}"] = {
                 "samples_per_s": median,
