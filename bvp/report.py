@@ -130,8 +130,8 @@ def comparisons(grouped: dict[Group, list[dict[str, Any]]], resamples: int) -> l
     for (dataset, model, beta), rows in grouped.items():
         if model != "beta_vae":
             continue
-        refs = {"beta=1": grouped.get((dataset, "beta_vae", 1)) or grouped.get((dataset, "beta_vae", 1.0))}
-        refs["cnn"] = grouped.get((dataset, "cnn", None))
+        # beta 1 and 1.0 are the same dict key (equal and equal hashes)
+        refs = {"beta=1": grouped.get((dataset, "beta_vae", 1)), "cnn": grouped.get((dataset, "cnn", None))}
         for name, ref in refs.items():
             if not ref or ref is rows:
                 continue
