@@ -32,7 +32,9 @@ def test_every_combination_composes_and_builds(combo: tuple[str, ...], tmp_path:
 
 
 def test_experiment_configs_compose(tmp_path: Path) -> None:
-    for exp in sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")):
+    experiments = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+    assert {"paper", "quick"} <= set(experiments)
+    for exp in experiments:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose("train", overrides=[f"experiment={exp}", f"output_dir={tmp_path}"])
         check_config(cfg)
