@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchmetrics import Metric
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -40,3 +41,31 @@ def total_loss(recon: Tensor | None, kl: Tensor | None, ce: Tensor, beta: float,
 def nonfinite(loss: Tensor) -> Tensor:
     """A 0-d bool tensor on the loss's device: True if the loss is NaN or inf (no host sync)."""
     return ~torch.isfinite(loss.detach())
+
+
+class TermMeans(Metric):
+    """Batch-size-weighted epoch means of the loss terms, one cheap update per step.
+
+    Logging each term with ``self.log`` every step costs Lightning a deep copy per call; this keeps the
+    running sums on the device instead and the module logs the means once per epoch. A term missing
+    from some steps (``recon`` after the decoder is stripped) is averaged over the steps that had it.
+    """
+
+    full_state_update = False
+    TERMS = ("loss", "recon", "kl", "ce")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("sums", default=torch.zeros(len(self.TERMS), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(len(self.TERMS), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, terms: dict[str, Tensor], n: int) -> None:
+        idx = [i for i, name in enumerate(self.TERMS) if name in terms]
+        values = torch.stack([terms[self.TERMS[i]].detach() for i in idx]).double()
+        self.sums[idx] += values * n
+        self.counts[idx] += n
+
+    def compute(self) -> dict[str, Tensor]:
+        seen = (self.counts > 0).tolist()  # one host sync, at epoch end
+        means = (self.sums / self.counts.clamp_min(1)).float()
+        return {name: means[i] for i, name in enumerate(self.TERMS) if seen[i]}

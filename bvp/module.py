@@ -13,8 +13,8 @@ import torchvision
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
-from bvp.losses import kl_per_dim, nonfinite, recon_loss, total_loss
-from bvp.metrics import LatentKL, TermMeans, active_units
+from bvp.evaluation.latent import LatentKL, active_units
+from bvp.losses import TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
 from bvp.models import LatentClassifier, Output
 
 Batch = tuple[Tensor, Tensor]

@@ -19,31 +19,17 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from bvp.compression import compression_figures, count_params, export_classifier
 from bvp.config import ConfigError, check_config, pruning_enabled
+from bvp.evaluation.compression import compression_figures, count_params
+from bvp.export import export_classifier
+from bvp.identity import run_identity
 from bvp.io import atomic_write_json, read_json
 from bvp.pruning import DecoderStripPruning
 from bvp.sweep import assign_job_resources, in_multirun
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = ("output_dir", "resume", "ckpt_path")  # keys that do not change what a run computes
 HPARAMS = ("latent_dim", "lr", "batch_size", "epochs", "finetune_epochs")  # beside run_name()
-
-
-def run_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that decides the results (used to match a run to resume): the
-    run keys dropped and the run folder, which resolves into nested paths, replaced by a placeholder."""
-    folder = str(config.get("output_dir"))
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value.replace(folder, "${output_dir}") if isinstance(value, str) else value
-
-    return strip({k: v for k, v in config.items() if k not in RUN_KEYS})
 
 
 def run_name(config: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +39,7 @@ def run_name(config: dict[str, Any]) -> dict[str, Any]:
     return {"dataset": dataset, "model": model, "beta": config.get("beta"), "seed": config.get("seed")}
 
 
-def find_checkpoint(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> str | None:
+def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     """ckpt_path if given; else this folder's last.ckpt; else, with resume=true in a single run, the
     newest unfinished run with the same config among this folder's siblings (outputs/runs/<date>/<time>)."""
     if cfg.get("ckpt_path"):
@@ -69,7 +55,7 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> s
     for record_path in sorted(root.glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         record = read_json(record_path) or {}
         ckpt = record_path.parent / "checkpoints" / "last.ckpt"
-        same = run_identity(record.get("config", {})) == run_identity(config)
+        same = record.get("identity") == run_identity(cfg)
         if same and record.get("status") != "done" and ckpt.is_file() and record_path.parent != out_dir:
             return str(ckpt)
     raise ConfigError(
@@ -104,7 +90,7 @@ def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> d
     L.seed_everything(cfg.seed, workers=True)
     dm, module, trainer = build(cfg)
     full_params = count_params(module.net)
-    ckpt = find_checkpoint(cfg, out_dir, config)
+    ckpt = find_checkpoint(cfg, out_dir)
     if ckpt:
         log.info("resuming from %s", ckpt)
     start = time.perf_counter()
@@ -158,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "status": "running",
         "error": None,
         "run": run_name(config),
+        "identity": run_identity(cfg),
         "config": config,
         "process": {"pid": os.getpid(), "started": time.time()},
     }

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
+from bvp.evaluation.latent import LatentKL, active_units
 from bvp.losses import kl_per_dim, recon_loss, total_loss
-from bvp.metrics import LatentKL, active_units
 from bvp.models import BetaVAEClassif, CNNClassif
 
 SHAPES = [(1, 28, 28), (3, 32, 32)]
@@ -76,7 +76,7 @@ def test_latent_kl_metric_and_active_units() -> None:
 
 
 def test_term_means_weight_by_batch_and_skip_missing_terms() -> None:
-    from bvp.metrics import TermMeans
+    from bvp.losses import TermMeans
 
     metric = TermMeans()
     metric.update({"loss": torch.tensor(2.0), "recon": torch.tensor(10.0), "ce": torch.tensor(1.0)}, n=3)

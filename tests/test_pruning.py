@@ -10,17 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from bvp.compression import (
-    compression_figures,
-    count_nonzero,
-    count_params,
-    cpu_state_dict,
-    decode_sparse,
-    encode_sparse,
-    export_classifier,
-    load_sparse_state_dict,
-    saved_bytes,
-)
+from bvp.evaluation.compression import compression_figures, count_nonzero, count_params
+from bvp.export import cpu_state_dict, decode_sparse, encode_sparse, export_classifier, load_sparse_state_dict, saved_bytes
 from bvp.models import BetaVAEClassif
 from bvp.pruning import DecoderStripPruning, scope_parameters, sparsity_report
 from bvp.run import build, train

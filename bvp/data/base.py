@@ -1,4 +1,4 @@
-"""LightningDataModules for MNIST and CIFAR10 that keep every split on the training device.
+"""The shared on-device DataModule: every split is held on the training device and batched by index.
 
 Each split is one uint8 tensor (N, C, H, W) on the device; batches are drawn by index, and
 normalisation and augmentation run batched on the device, so no per-sample Python or PIL work
@@ -14,7 +14,6 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor
 
 Batch = tuple[Tensor, Tensor]
@@ -194,27 +193,3 @@ class DeviceDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         return self.transform(batch, augment=self.trainer is not None and self.trainer.training)
-
-
-class MNISTDataModule(DeviceDataModule):
-    """MNIST, 55k/5k/10k; pixels stay in [0, 1] (mean 0, std 1) so the Bernoulli decoder can target them."""
-
-    name = "MNIST"
-    dataset_cls = torchvision.datasets.MNIST
-    shape = (1, 28, 28)
-    recon = "bernoulli"
-    mean, std = (0.0,), (1.0,)
-    subfolder = "MNIST/raw"
-    expected_files = tuple(name for name, _ in torchvision.datasets.MNIST.resources)
-
-
-class CIFAR10DataModule(DeviceDataModule):
-    """CIFAR10, 45k/5k/10k; per-channel standardised, Gaussian reconstruction."""
-
-    name = "CIFAR10"
-    dataset_cls = torchvision.datasets.CIFAR10
-    shape = (3, 32, 32)
-    recon = "gaussian"
-    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-    subfolder = "cifar-10-batches-py"
-    expected_files = tuple(f for f, _ in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list)

@@ -13,39 +13,12 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import ModelPruning
-from torch import nn
 from torch.nn.utils import prune
 
 from bvp.module import ClassifModule
+from bvp.pruning.scope import SCOPES, scope_parameters, sparsity_report
 
-SCOPES = ("encoder", "latent", "head")
 FINETUNE_LOSSES = ("ce_kl", "ce")
-PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-
-
-def scope_parameters(net: nn.Module, scope: list[str], names: list[str]) -> list[tuple[nn.Module, str]]:
-    """(module, "weight"/"bias") for every conv/linear layer under the named top-level parts of ``net``."""
-    return [
-        (module, name)
-        for part in scope
-        for module in getattr(net, part).modules()
-        if isinstance(module, PRUNABLE)
-        for name in names
-        if getattr(module, name, None) is not None
-    ]
-
-
-def sparsity_report(net: nn.Module, params: list[tuple[nn.Module, str]]) -> dict[str, float]:
-    """Fraction of exact zeros per pruned tensor (named by its path in ``net``) and over all of them."""
-    paths = {id(m): path for path, m in net.named_modules()}
-    report, zeros, total = {}, 0, 0
-    for module, name in params:
-        t = getattr(module, name)
-        z, n = int((t == 0).sum()), t.numel()
-        report[f"{paths[id(module)]}.{name}"] = z / n
-        zeros, total = zeros + z, total + n
-    report["overall"] = zeros / max(total, 1)
-    return report
 
 
 class DecoderStripPruning(ModelPruning):

@@ -1,10 +1,4 @@
-"""Compression figures and the deployed artefacts: a bitmap-sparse state_dict and an exported program.
-
-Three ratios (README, "Compression"):
-  (a) compression_ratio_full  = params(full trained model, decoder included) / nonzero(deployed classifier)
-  (b) compression_ratio       = params(dense deployed classifier) / nonzero(deployed classifier)
-  (c) compression_ratio_bytes = bytes(dense fp32 state_dict file) / bytes(sparse-encoded state_dict file)
-"""
+"""The deployed artefacts: an exported program (torch.export) and a bitmap-sparse state_dict."""
 
 from __future__ import annotations
 
@@ -18,14 +12,6 @@ from torch import Tensor, nn
 from bvp.io import atomic_write_bytes
 
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-
-
-def count_params(module: nn.Module) -> int:
-    return sum(t.numel() for t in module.state_dict().values() if t.is_floating_point())
-
-
-def count_nonzero(module: nn.Module) -> int:
-    return sum(int(torch.count_nonzero(t)) for t in module.state_dict().values() if t.is_floating_point())
 
 
 def pack_bits(mask: Tensor) -> Tensor:
@@ -79,23 +65,6 @@ def cpu_state_dict(module: nn.Module) -> dict[str, Tensor]:
 
 def load_sparse_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return decode_sparse(torch.load(path, weights_only=True))
-
-
-def compression_figures(full_model_params: int, classifier: nn.Module, dense_classifier_params: int) -> dict[str, float]:
-    """The three ratios for a deployed (pruned) classifier; see the module docstring."""
-    nonzero = count_nonzero(classifier)
-    sd = cpu_state_dict(classifier)
-    dense_bytes, sparse_bytes = len(saved_bytes(sd)), len(saved_bytes(encode_sparse(sd)))
-    return {
-        "params_full_model": full_model_params,
-        "params_classifier": dense_classifier_params,
-        "nonzero_classifier": nonzero,
-        "bytes_dense": dense_bytes,
-        "bytes_sparse": sparse_bytes,
-        "compression_ratio_full": full_model_params / nonzero,
-        "compression_ratio": dense_classifier_params / nonzero,
-        "compression_ratio_bytes": dense_bytes / sparse_bytes,
-    }
 
 
 def export_classifier(classifier: nn.Module, example: Tensor, out_dir: Path) -> dict[str, str]:

@@ -1,0 +1,87 @@
+"""A run's identity: the config values that decide what it computes, as one flat dict of dotted keys.
+
+Defined once, used everywhere a run must be told apart: metrics.json (``identity``), TensorBoard's
+HParams, bvp-report's grouping (every key that varies across a sweep, seed aside) and the key of the
+dense-model cache (the identity without the pruning settings, see ``dense_identity``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+# bookkeeping: where things are written and how a run is launched or shown, never what it computes
+BOOKKEEPING = (
+    "output_dir",
+    "resume",
+    "ckpt_path",
+    "cache_dir",
+    "launch",
+    "logger",
+    "callbacks",
+    "hydra",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.default_root_dir",
+)
+# keys of the prune step and after it: everything else is shared by every branch of one dense model
+AFTER_BRANCH = ("pruning", "finetune_epochs", "epochs")
+_REFERENCE = re.compile(r"^\$\{[\w.]+\}$")  # ${other.key}: a copy of another key, not a setting of its own
+
+
+def _name_of(target: str) -> str:
+    """A readable name for a ``_target_``: the dataset's module (bvp.data.mnist.X -> mnist), else the class."""
+    module, _, cls = target.rpartition(".")
+    if module.startswith("bvp.data."):
+        return module.rsplit(".", 1)[-1]
+    return {"BetaVAEClassif": "beta_vae", "CNNClassif": "cnn"}.get(cls, cls)
+
+
+def _skipped(key: str) -> bool:
+    return any(key == b or key.startswith(b + ".") for b in BOOKKEEPING)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """Every scalar setting of ``cfg`` that is its own (not ``${...}`` of another key) and not bookkeeping,
+    by dotted key, resolved; lists become comma-joined strings. ``dataset`` and ``model`` name the
+    dataset and network (from their ``_target_``); other ``_target_``/``_partial_`` entries are left out."""
+    out: dict[str, Any] = {}
+    if "dataset" in cfg and "_target_" in cfg.dataset:
+        out["dataset"] = _name_of(cfg.dataset._target_)
+    if "model" in cfg and "net" in cfg.model:
+        out["model"] = _name_of(cfg.model.net._target_)
+
+    def walk(node: Any, prefix: str) -> None:
+        for key in node:
+            path = f"{prefix}{key}"
+            if _skipped(path) or key in ("_target_", "_partial_"):
+                continue
+            raw = node._get_node(key)
+            if OmegaConf.is_interpolation(node, key) and _REFERENCE.match(str(raw._value())):
+                continue
+            value = node[key]
+            if isinstance(value, DictConfig):
+                walk(value, path + ".")
+            elif isinstance(value, ListConfig):
+                out[path] = _scalar(OmegaConf.to_container(value, resolve=True))
+            else:
+                out[path] = value
+
+    walk(cfg, "")
+    return dict(sorted(out.items()))
+
+
+def dense_identity(identity: dict[str, Any], branch_epoch: int) -> dict[str, Any]:
+    """What the dense model at the branch point depends on: the identity without the pruning settings and
+    the epoch counts after the branch, plus the epoch at which it branches."""
+    dense = {k: v for k, v in identity.items() if not any(k == a or k.startswith(a + ".") for a in AFTER_BRANCH)}
+    return {**dense, "branch_epoch": branch_epoch}
