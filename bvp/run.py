@@ -86,11 +86,22 @@ def pruner_of(trainer: L.Trainer) -> DecoderStripPruning | None:
     return next((cb for cb in trainer.callbacks if isinstance(cb, DecoderStripPruning)), None)
 
 
-def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
-    L.seed_everything(cfg.seed, workers=True)
+def prepare(cfg: DictConfig, out_dir: Path) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None]:
+    """Everything that can refuse the run, before anything is written: the config checks, the parts'
+    constructors, the data (sizes that depend on it) and the checkpoint to resume from."""
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, module, trainer = build(cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm, module, trainer, find_checkpoint(cfg, out_dir)
+
+
+def fit_and_measure(
+    parts: tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None], out_dir: Path, config: dict[str, Any]
+) -> dict[str, Any]:
+    dm, module, trainer, ckpt = parts
     full_params = count_params(module.net)
-    ckpt = find_checkpoint(cfg, out_dir)
     if ckpt:
         log.info("resuming from %s", ckpt)
     start = time.perf_counter()
@@ -133,12 +144,12 @@ def fit_and_measure(cfg: DictConfig, out_dir: Path, config: dict[str, Any]) -> d
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or skip, or resume) the training run that ``cfg`` describes; returns its metrics.json record."""
     out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "metrics.json"
     previous = read_json(path)
     if previous and previous.get("status") == "done":
         log.info("%s is done already: skipping (delete it to run again)", path)
         return previous
+    parts = prepare(cfg, out_dir)  # a ConfigError leaves before anything is written
     config = OmegaConf.to_container(cfg, resolve=True)
     record: dict[str, Any] = {
         "status": "running",
@@ -149,9 +160,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "process": {"pid": os.getpid(), "started": time.time()},
     }
     try:
-        check_config(cfg)
         atomic_write_json(path, record)
-        record.update(fit_and_measure(cfg, out_dir, config))
+        record.update(fit_and_measure(parts, out_dir, config))
         record["status"] = "done"
     except BaseException as err:
         record["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
