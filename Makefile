@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
+FASHION_MNIST_DEB ?= /usr/share/datasets/fashion-mnist
 ARGS ?=
 
 .PHONY: install train test bench report lint tensorboard data clean
@@ -17,11 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-# copy the offline MNIST files (if this machine has them) into ./data, where torchvision extracts them
+# copy the offline MNIST files (if this machine has them) into ./data, where torchvision extracts them, and extract
+# Debian's Fashion-MNIST (re-gzipped, so torchvision's md5s fail on the .gz; it takes the extracted files as they are)
 data:
 	@if [ ! -d data/MNIST/raw ] && [ -d $(SHARED_DATA)/MNIST/raw ]; then \
 		mkdir -p data/MNIST && cp -r $(SHARED_DATA)/MNIST/raw data/MNIST/ && chmod -R u+w data/MNIST; \
 		echo "copied MNIST from $(SHARED_DATA) into data/"; fi
+	@if [ ! -f data/FashionMNIST/raw/train-labels-idx1-ubyte ] && [ -d $(FASHION_MNIST_DEB) ]; then \
+		mkdir -p data/FashionMNIST/raw && for f in $(FASHION_MNIST_DEB)/*-ubyte.gz; do \
+		out=data/FashionMNIST/raw/$$(basename $$f .gz); gunzip -c $$f > $$out.part && mv $$out.part $$out; done; \
+		echo "extracted Fashion-MNIST from $(FASHION_MNIST_DEB) (apt-get install dataset-fashion-mnist) into data/"; fi
 
 train: install data
 	$(PY) train.py $(ARGS)
@@ -43,8 +49,10 @@ lint: install
 	$(VENV)/bin/ruff check bvp tests train.py
 	$(VENV)/bin/ruff format --check bvp tests train.py
 
+# the dashboard (HParams, accuracy-vs-sparsity curves) over every run under LOGDIR: a run, a sweep, or all of outputs/
+LOGDIR ?= outputs
 tensorboard: install
-	$(VENV)/bin/tensorboard --logdir outputs
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR)
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/multirun

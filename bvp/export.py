@@ -69,10 +69,15 @@ def load_sparse_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 
 def export_classifier(classifier: nn.Module, example: Tensor, out_dir: Path) -> dict[str, str]:
     """Write the deployed classifier as ``classifier.pt2`` (torch.export: loads and runs with plain
-    PyTorch via ``torch.export.load(path).module()``) and ``classifier.sparse.pt`` (encode_sparse)."""
+    PyTorch via ``torch.export.load(path).module()``) and ``classifier.sparse.pt`` (encode_sparse).
+
+    The archive keeps its example input (what AOTInductor compiles against): a fresh copy of two samples
+    of ``example``, since a slice of a test batch would keep the whole batch's storage in the file. Two,
+    because torch.export specialises a dimension whose example size is 1."""
     model = classifier.eval().cpu()
     batch = torch.export.Dim("batch", min=1)
-    program = torch.export.export(model, (example.cpu(),), dynamic_shapes=({0: batch},))
+    sample = example[:2].detach().to("cpu", copy=True)
+    program = torch.export.export(model, (sample,), dynamic_shapes=({0: batch},))
     buf = io.BytesIO()
     torch.export.save(program, buf)
     paths = {"exported": out_dir / "classifier.pt2", "sparse_state_dict": out_dir / "classifier.sparse.pt"}

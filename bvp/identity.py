@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 # bookkeeping: where things are written and how a run is launched or shown, never what it computes
 BOOKKEEPING = (
     "output_dir",
+    "data_dir",
     "resume",
     "ckpt_path",
     "cache_dir",

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from bvp.config import Rules
+
 
 class Output(NamedTuple):
     logits: Tensor
@@ -71,15 +73,15 @@ class Decoder(nn.Module):
 
 
 class GaussianLatent(nn.Module):
-    """q(z|x) = N(mu, diag(exp(logvar)))."""
+    """q(z|x) = N(mu, diag(exp(logvar))); once ``logvar`` is dropped (the deployed classifier), z = mu."""
 
     def __init__(self, hidden_dim: int, latent_dim: int) -> None:
         super().__init__()
         self.mu = nn.Linear(hidden_dim, latent_dim)
-        self.logvar = nn.Linear(hidden_dim, latent_dim)
+        self.logvar: nn.Linear | None = nn.Linear(hidden_dim, latent_dim)
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
-        return self.mu(h), self.logvar(h)
+        return self.mu(h), self.logvar(h) if self.logvar is not None else None
 
 
 class DeterministicLatent(nn.Module):
@@ -108,6 +110,15 @@ class LatentClassifier(nn.Module):
         width: int = 32,
         head_dim: int = 128,
     ) -> None:
+        rules = Rules()  # model.net.<key>: refused before any layer is built
+        for key, value, example in (
+            ("latent_dim", latent_dim, 10),
+            ("hidden_dim", hidden_dim, 256),
+            ("width", width, 32),
+            ("head_dim", head_dim, 128),
+        ):
+            rules.number(key, value, integer=True, ge=1, example=example)
+        rules.check()
         super().__init__()
         self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
         self.encoder = Encoder(self.in_shape, width, hidden_dim)
@@ -124,8 +135,16 @@ class LatentClassifier(nn.Module):
         return Output(self.head(z), mu, logvar, recon)
 
     def classifier(self) -> nn.Sequential:
-        """The deployed inference path: encoder -> latent mean -> head (shares these modules)."""
+        """The deployed inference path: encoder -> latent mean -> head (shares these modules). This is the
+        prunable part, and all that is left after ``strip``."""
         return nn.Sequential(self.encoder, self.latent.mu, self.head)
+
+    def strip(self, keep_decoder: bool = False, keep_logvar: bool = False) -> None:
+        """Remove the parts the deployed classifier does not use: the decoder and the log-variance layer."""
+        if not keep_decoder:
+            self.decoder = None
+        if not keep_logvar and isinstance(self.latent, GaussianLatent):
+            self.latent.logvar = None
 
 
 class BetaVAEClassif(LatentClassifier):

@@ -13,9 +13,11 @@ import torchvision
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
+from bvp.config import Rules
 from bvp.evaluation.latent import LatentKL, active_units
-from bvp.losses import TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
+from bvp.losses import LIKELIHOODS, TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
 from bvp.models import LatentClassifier, Output
+from bvp.pruning.objectives import Objective
 
 Batch = tuple[Tensor, Tensor]
 
@@ -23,7 +25,8 @@ Batch = tuple[Tensor, Tensor]
 class ClassifModule(L.LightningModule):
     """Trains a LatentClassifier on recon + beta * KL + cls_weight * CE (CE alone for CNN-Classif).
 
-    After pruning (``enter_finetune``) the decoder is gone and the loss is CE + beta * KL, or CE only.
+    From the prune step on (``enter_finetune``) it trains what the fine-tune objective keeps
+    (bvp.pruning.objectives): the deployed classifier alone, the whole network, or the paper's CE + beta * KL.
     """
 
     def __init__(
@@ -38,6 +41,16 @@ class ClassifModule(L.LightningModule):
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
+        rules = Rules()  # model.<key>: refused before anything is built or trained
+        rules.number("beta", beta, ge=0, example=4)
+        rules.number("cls_weight", cls_weight, gt=0, example=10)
+        rules.choice("recon", recon, LIKELIHOODS)
+        rules.seed("seed", seed)
+        rules.number("num_images", num_images, integer=True, ge=0, example=8)
+        rules.boolean("compile", compile)
+        rules.boolean("channels_last", channels_last)
+        rules.optimizer("optimizer", optimizer, net.parameters())
+        rules.check()
         super().__init__()
         self.net, self.optimizer_factory = net, optimizer
         self.channels_last = channels_last
@@ -133,7 +146,7 @@ class ClassifModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
-        if self.net.variational:
+        if self.net.variational and self.net.latent.logvar is not None:
             kl = self.val_kl.compute()
             self.log("val/active_units", active_units(kl).float())
             self.log_dict({f"val/kl_dim/{d}": v for d, v in enumerate(kl)})
@@ -156,36 +169,29 @@ class ClassifModule(L.LightningModule):
         return self.optimizer_factory(self.parameters())
 
     # -- pruning stage ------------------------------------------------------------------------------
-    def enter_finetune(self, keep_kl: bool = True) -> None:
-        """Drop the decoder for good and switch the loss to CE + beta * KL (or CE alone)."""
-        self.net.decoder = None
-        self.use_kl = self.net.variational and keep_kl
-        self.finetuning = True
+    def enter_finetune(self, objective: Objective) -> None:
+        """From the prune step on: strip what ``objective`` does not keep and train on its loss."""
+        self.net.strip(keep_decoder=objective.keep_decoder, keep_logvar=objective.keep_logvar)
+        self.use_kl = self.net.variational and objective.use_kl
+        self.finetuning, self.objective = True, objective.name
+
+    def strip_to_classifier(self) -> None:
+        """Leave only the deployed classifier (encoder -> latent mean -> head), e.g. after ``full`` fine-tuning."""
+        self.net.strip()
+        self.use_kl = False
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["bvp"] = {"finetuning": self.finetuning, "use_kl": self.use_kl}
+        checkpoint["bvp"] = {
+            "finetuning": self.finetuning,
+            "objective": getattr(self, "objective", None),
+            "decoder": self.net.decoder is not None,
+            "logvar": getattr(self.net.latent, "logvar", None) is not None,
+            "use_kl": self.use_kl,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Drop what the checkpoint no longer has (decoder, log-variance) before its weights are loaded."""
         state = checkpoint.get("bvp", {})
-        if state.get("finetuning"):  # the checkpoint has no decoder weights: drop ours before loading
-            self.enter_finetune(keep_kl=state["use_kl"])
-
-    @torch.no_grad()
-    def accuracy(
-        self,
-        loader: Iterable[Batch],
-        transform: Callable[[Batch, bool], Batch],
-        model: Callable[[Tensor], Tensor] | None = None,
-    ) -> float:
-        """Accuracy on a loader in eval mode, apart from the logged metrics; ``model`` maps images to
-        logits (default: this module's network, e.g. an exported classifier instead)."""
-        was_training = self.training
-        self.eval()
-        logits_of = model or (lambda x: self.net(x).logits)
-        correct = total = 0
-        for batch in loader:
-            x, y = transform(batch, False)
-            correct += (logits_of(x).argmax(1) == y).sum()
-            total += len(y)
-        self.train(was_training)
-        return float(correct) / max(total, 1)
+        if state.get("finetuning"):
+            self.net.strip(keep_decoder=state["decoder"], keep_logvar=state["logvar"])
+            self.use_kl, self.finetuning, self.objective = state["use_kl"], True, state["objective"]

@@ -16,27 +16,22 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from bvp.config import ConfigError, check_config, pruning_enabled
+from bvp.config import ConfigError, Parts, check_config, pruning_enabled
+from bvp.console import quiet
+from bvp.dashboard import final_line, log_run_summary
+from bvp.evaluation.accuracy import accuracy, eval_batches
 from bvp.evaluation.compression import compression_figures, count_params
+from bvp.evaluation.measure import snapshot
 from bvp.export import export_classifier
-from bvp.identity import run_identity
+from bvp.identity import dense_identity, run_identity
 from bvp.io import atomic_write_json, read_json
 from bvp.pruning import DecoderStripPruning
+from bvp.pruning.branch import DenseCache
 from bvp.sweep import assign_job_resources, in_multirun
 
 log = logging.getLogger(__name__)
-
-HPARAMS = ("latent_dim", "lr", "batch_size", "epochs", "finetune_epochs")  # beside run_name()
-
-
-def run_name(config: dict[str, Any]) -> dict[str, Any]:
-    """dataset, model, beta, seed of a resolved config: how the report groups and labels runs."""
-    dataset = config["dataset"]["_target_"].rsplit(".", 1)[-1].removesuffix("DataModule").lower()
-    model = {"BetaVAEClassif": "beta_vae", "CNNClassif": "cnn"}.get(config["model"]["net"]["_target_"].rsplit(".", 1)[-1])
-    return {"dataset": dataset, "model": model, "beta": config.get("beta"), "seed": config.get("seed")}
 
 
 def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
@@ -65,20 +60,30 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Instantiate the datamodule, the LightningModule (shaped by the data) and the Trainer."""
-    dm = instantiate(cfg.dataset)
-    net_shape = {"in_shape": list(dm.shape), "num_classes": dm.num_classes}
-    module = instantiate(cfg.model, net=net_shape, recon=dm.recon)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    """Check the top-level keys, seed, and instantiate the datamodule, the LightningModule (shaped by the data)
+    and the Trainer. Every part is built even after one refuses its settings: all bad keys are raised together."""
+    parts = Parts(cfg)  # the top-level keys first
+    if not parts.errors:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = parts.make("dataset")
+    data = dm if dm is not None else parts.target("dataset")  # a refused dataset's class still knows the data's shape
+    if data is None:
+        parts.check()  # its _target_ cannot be imported: nothing can be shaped by it
+    net_shape = {"in_shape": list(data.shape), "num_classes": data.num_classes}
+    module = parts.make("model", net=net_shape, recon=data.recon)
+    groups = (cfg.get("callbacks") or {}).items()
+    callbacks = [parts.make(f"callbacks.{name}") for name, c in groups if c and "_target_" in c]
     max_epochs = cfg.epochs
     if pruning_enabled(cfg):
-        pruner = instantiate(cfg.pruning)
+        pruner = parts.make("pruning")
         callbacks.append(pruner)
-        max_epochs = pruner.max_epochs
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    devices = assign_job_resources(cfg)
+        max_epochs = pruner.max_epochs if pruner is not None else max_epochs
+    logger = (parts.make("logger") if cfg.get("logger") else None) or False
+    devices = parts.run(assign_job_resources, cfg)
     extra = {"devices": devices, "accelerator": "gpu"} if devices is not None else {}
-    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=callbacks, logger=logger, **extra)
+    callbacks = [c for c in callbacks if c is not None]
+    trainer = parts.make("trainer", max_epochs=max_epochs, callbacks=callbacks, logger=logger, **extra)
+    parts.check()
     return dm, module, trainer
 
 
@@ -97,52 +102,81 @@ def prepare(cfg: DictConfig, out_dir: Path) -> tuple[L.LightningDataModule, L.Li
     return dm, module, trainer, find_checkpoint(cfg, out_dir)
 
 
+def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str | None) -> str | None:
+    """Where training starts: the run's own checkpoint if it has one; else the cached dense model of its branch
+    if one is usable; else from scratch, holding the cache's lock until the branch point (the pruner saves the
+    dense model there and releases it) so that parallel branches wait instead of training it again."""
+    if pruner is None:
+        return ckpt
+    pruner.dense_cache = cache = DenseCache(cfg.cache_dir, dense_identity(run_identity(cfg), pruner.prune_epoch))
+    if ckpt is not None:
+        return ckpt
+    cache.acquire()
+    problem = cache.problem()
+    if problem is None:
+        cache.release()
+        pruner.dense_source = {"path": str(cache.ckpt), "trained_here": False}
+        log.info("branching from the cached dense model %s", cache.ckpt)
+        return str(cache.ckpt)
+    if cache.meta.exists():  # a cached checkpoint exists but cannot be used: say so
+        log.warning("not using the cached dense model: %s; training the dense model again", problem)
+    return None
+
+
 def fit_and_measure(
-    parts: tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None], out_dir: Path, config: dict[str, Any]
+    parts: tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None], cfg: DictConfig, out_dir: Path
 ) -> dict[str, Any]:
     dm, module, trainer, ckpt = parts
     full_params = count_params(module.net)
+    pruner = pruner_of(trainer)
+    ckpt = start_point(cfg, pruner, ckpt)
     if ckpt:
         log.info("resuming from %s", ckpt)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    finally:
+        if pruner is not None and pruner.dense_cache is not None:
+            pruner.dense_cache.release()
     fit_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted; re-run the same command to resume")
-    pruner = pruner_of(trainer)
-    if pruner is not None:  # on_train_end did this, unless fit resumed at its last epoch and skipped it
-        pruner.make_pruning_permanent(module)
-    val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    test = trainer.test(module, datamodule=dm, verbose=False)[0]
 
-    pruned = dict(pruner.results) if pruner is not None else {}
-    sparsity = pruned.pop("sparsity", {})
-    classifier = module.net.classifier()
-    metrics: dict[str, Any] = {**val, **{k: float(v) for k, v in test.items()}, **pruned}
-    if pruned:
-        metrics["finetuned_test_acc"] = metrics["test/acc"]
+    metrics: dict[str, Any] = {}
+    final = snapshot(module.net, dm)  # the same batches as the dense and pruned measurements
+    record: dict[str, Any] = {}
+    if pruner is None:
+        metrics |= {f"dense_{k}": v for k, v in final.items()}
+    else:
+        pruner.finish(module)  # permanent zeros (on_train_end did it, unless fit resumed at its last epoch) and strip
+        results = dict(pruner.results)
+        record["sparsity"] = results.pop("sparsity")
+        record["dense_source"] = pruner.dense_source
+        metrics |= results
+        metrics |= {f"finetuned_{k}": final.pop(k) for k in ("val_acc", "test_acc")}
+        metrics["sparsity"] = record["sparsity"]["overall"]
         metrics["accuracy_drop"] = metrics["dense_test_acc"] - metrics["finetuned_test_acc"]
+        metrics["pruning_drop"] = metrics["dense_test_acc"] - metrics["pruned_test_acc"]
+    metrics |= final  # latent statistics of the final model, where it still has them
+    classifier = module.net.classifier()
     metrics.update(compression_figures(full_params, classifier, count_params(classifier)))
-    x_test, _ = dm.transform(next(iter(dm.test_dataloader())), False)
+    x_test, _ = next(eval_batches(dm, "test"))
     artifacts = export_classifier(classifier, x_test[:2], out_dir)
     exported = torch.export.load(artifacts["exported"]).module()
-    on_cpu = lambda b, _: tuple(t.cpu() for t in dm.transform(b, False))  # noqa: E731
-    metrics["exported_test_acc"] = module.accuracy(dm.test_dataloader(), on_cpu, model=exported)
+    metrics["exported_test_acc"] = accuracy(exported, eval_batches(dm, "test", device="cpu"))
     epochs = module.epoch_seconds
-    timing = {
+    record["timing"] = {
         "fit_seconds": fit_seconds,
         "epochs_timed": len(epochs),
         "seconds_per_epoch": statistics.median(epochs) if epochs else None,
     }
-    if trainer.logger is not None:
-        hp = {**run_name(config), **{k: config.get(k) for k in HPARAMS}}
-        keys = ("test/acc", "dense_test_acc", "pruned_test_acc", "val/active_units", "compression_ratio")
-        trainer.logger.log_hyperparams(hp, {f"hp/{k}": metrics[k] for k in keys if k in metrics})
-    return {"metrics": metrics, "sparsity": sparsity, "artifacts": artifacts, "timing": timing}
+    log_run_summary(trainer.logger, run_identity(cfg), metrics)
+    return {"metrics": metrics, "artifacts": artifacts, **record}
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or skip, or resume) the training run that ``cfg`` describes; returns its metrics.json record."""
+    quiet()  # here, not only in train.py: launcher workers (joblib, SLURM) import this module without it
     out_dir = Path(cfg.output_dir)
     path = out_dir / "metrics.json"
     previous = read_json(path)
@@ -154,14 +188,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     record: dict[str, Any] = {
         "status": "running",
         "error": None,
-        "run": run_name(config),
         "identity": run_identity(cfg),
         "config": config,
         "process": {"pid": os.getpid(), "started": time.time()},
     }
     try:
         atomic_write_json(path, record)
-        record.update(fit_and_measure(parts, out_dir, config))
+        record.update(fit_and_measure(parts, cfg, out_dir))
         record["status"] = "done"
     except BaseException as err:
         record["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
@@ -170,4 +203,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         record["process"]["ended"] = time.time()
         atomic_write_json(path, record)
+    print(final_line(out_dir), flush=True)
     return record

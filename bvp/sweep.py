@@ -1,12 +1,16 @@
-"""Sweep plumbing: a Hydra callback that records a sweep's jobs and shows its progress, the config
-resolvers, and the per-job device and thread assignment for parallel launchers."""
+"""Sweep plumbing: a Hydra callback that records a sweep's jobs (and those refused for a bad setting) and
+shows its progress, the config resolvers, and the per-job device and thread assignment for parallel launchers."""
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from bvp.config import ConfigError, config_error_lines
 from bvp.io import atomic_write_json, read_json
 
 SWEEP_FILE = "sweep.json"
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")  # what Hydra writes in a job's folder
 
 
 def register_resolvers() -> None:
@@ -49,28 +55,86 @@ def statuses(sweep_dir: Path) -> dict[str, int]:
     return counts
 
 
+@contextmanager
+def locked(sweep_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the sweep's record: parallel jobs read-modify-write it one at a time."""
+    with open(sweep_dir / f".{SWEEP_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def discard_job_dir() -> bool:
+    """Remove the folder Hydra made for this job before any of bvp's checks ran (its .hydra/ files and its
+    log), if it holds nothing else: a refused run leaves nothing behind. A folder with anything of a run's
+    own (a checkpoint, metrics.json) is kept. Returns whether the folder was removed."""
+    hydra = HydraConfig.get()
+    log_file = ((hydra.job_logging.get("handlers") or {}).get("file") or {}).get("filename")
+    run_dir = Path(hydra.runtime.output_dir)
+    own = {run_dir / f for f in HYDRA_FILES} | ({Path(log_file)} if log_file else set())
+    files = {p for p in run_dir.rglob("*") if not p.is_dir()}
+    if not run_dir.is_dir() or not files <= own:
+        return False
+    for path in files:
+        path.unlink()
+    for folder in (run_dir / ".hydra", run_dir):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return True
+
+
 class SweepProgress(Callback):
     """Writes ``sweep.json`` (every job's overrides, for the report's missing-run list) when a sweep
-    starts and draws a progress bar of finished runs after each job, also from launcher workers."""
+    starts and draws a progress line of finished runs after each job, also from launcher workers. In a
+    sweep, a job's console shows warnings only (its log file keeps everything), so the sweep prints one
+    line per run. A job refused for a bad setting (its folder is gone: ``discard_job_dir``) is listed in
+    ``sweep.json`` under ``refused``, with its overrides and error lines, and the other jobs run."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         params = config.hydra.sweeper.get("params")
         jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
-        atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": time.time()})
+        atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": time.time(), "refused": []})
         self._draw(sweep_dir)
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if in_multirun():
-            self._draw(Path(config.hydra.sweep.dir))
+            quiet_console()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if not in_multirun():
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        err = job_return._return_value  # the job's exception, if it failed (return_value would raise it)
+        lines = config_error_lines(err) if isinstance(err, Exception) else None
+        if lines is not None:
+            overrides = list(config.hydra.overrides.task)
+            with locked(sweep_dir):
+                info = read_json(sweep_dir / SWEEP_FILE) or {}
+                info.setdefault("refused", []).append({"overrides": overrides, "errors": lines})
+                atomic_write_json(sweep_dir / SWEEP_FILE, info)
+            print(f"sweep: refused {' '.join(overrides)}: {'; '.join(lines)}", file=sys.stderr, flush=True)
+        self._draw(sweep_dir)
 
     @staticmethod
     def _draw(sweep_dir: Path) -> None:
         info = read_json(sweep_dir / SWEEP_FILE) or {}
         total, counts = len(info.get("jobs", [])), statuses(sweep_dir)
-        finished = counts.get("done", 0) + counts.get("failed", 0)
+        if info.get("refused"):
+            counts["refused"] = len(info["refused"])
+        finished = counts.get("done", 0) + counts.get("failed", 0) + counts.get("refused", 0)
         bar = tqdm.format_meter(finished, total, time.time() - info.get("started", time.time()), prefix="sweep")
         print(f"{bar} [{', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}]", file=sys.stderr, flush=True)
+
+
+def quiet_console() -> None:
+    """Console handlers (Hydra's, and Lightning's own) show warnings only; log files keep every line."""
+    for name in ("", "lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.WARNING)
 
 
 def in_multirun() -> bool:
@@ -85,8 +149,6 @@ def assign_job_resources(cfg: DictConfig) -> list[int] | None:
     hydra = HydraConfig.get()
     devices = cfg.trainer.get("devices", 1)
     if devices not in (1, "1"):
-        from bvp.config import ConfigError
-
         raise ConfigError(
             f"trainer.devices={devices!r} in a sweep: run one process per job (trainer.devices=1) and "
             "parallelise across jobs with hydra/launcher=gpus; multirun + DDP re-launches nested sweeps"

@@ -91,7 +91,7 @@ def make_cfg(mnist_root: Path, cifar_root: Path, tmp_path: Path) -> Callable[...
 
     def make(*overrides: str, name: str = "run") -> DictConfig:
         root = cifar_root if "dataset=cifar10" in overrides else mnist_root
-        args = [*TINY, f"data_dir={root}", f"output_dir={tmp_path / name}", *overrides]
+        args = [*TINY, f"data_dir={root}", f"output_dir={tmp_path / name}", f"cache_dir={tmp_path / 'cache'}", *overrides]
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose("train", overrides=args)
 

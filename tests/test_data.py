@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bvp.data import CIFAR10DataModule, DataNotFoundError, DeviceLoader, EpochSampler, MNISTDataModule, random_crop_flip
+from bvp.data import CIFAR10DataModule, DataNotFoundError, DeviceLoader, EpochSampler, MNISTDataModule
+from bvp.data.base import random_crop_flip
 from tests.conftest import N_TEST, N_TRAIN
 
 

@@ -112,7 +112,7 @@ def test_export_reloads_in_plain_pytorch_with_identical_logits(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("crash", "epochs_left"),
-    [("+callbacks.crash.epoch=2", 2), ("+callbacks.crash.epoch=3", 1), ("+callbacks.crash.at_test=true", 0)],
+    [("+callbacks.crash.epoch=2", 2), ("+callbacks.crash.epoch=3", 1), ("+callbacks.crash.at_end=true", 0)],
     ids=["right-after-pruning", "during-finetuning", "after-last-epoch"],
 )
 def test_killed_run_resumes_to_the_same_final_metrics(make_cfg, crash: str, epochs_left: int) -> None:
@@ -123,7 +123,9 @@ def test_killed_run_resumes_to_the_same_final_metrics(make_cfg, crash: str, epoc
     resumed = train(make_cfg(*overrides, name="resumed"))  # same folder: picks up checkpoints/last.ckpt
     assert resumed["status"] == "done"
     assert resumed["timing"]["epochs_timed"] == epochs_left  # it resumed rather than starting over
-    for key in ("test/acc", "test/loss", "dense_test_acc", "pruned_test_acc", "compression_ratio", "nonzero_classifier"):
+    keys = ("finetuned_test_acc", "finetuned_val_acc", "dense_test_acc", "pruned_test_acc", "compression_ratio")
+    keys += ("nonzero_classifier",)
+    for key in keys:
         assert resumed["metrics"][key] == whole["metrics"][key], key
     assert resumed["sparsity"] == whole["sparsity"]
 
@@ -150,5 +152,5 @@ def test_resume_true_continues_the_newest_unfinished_run_with_the_same_config(ma
     monkeypatch.setattr(ClassifModule, "on_train_epoch_start", original)
     resumed = train(make_cfg(*overrides, "resume=true", name="runs/day/t2"))  # a new run folder
     assert resumed["timing"]["epochs_timed"] == 1
-    assert resumed["metrics"]["test/acc"] == whole["metrics"]["test/acc"]
-    assert resumed["metrics"]["test/loss"] == whole["metrics"]["test/loss"]
+    assert resumed["metrics"]["finetuned_test_acc"] == whole["metrics"]["finetuned_test_acc"]
+    assert resumed["metrics"]["dense_kl_dims"] == whole["metrics"]["dense_kl_dims"]

@@ -1,123 +1,348 @@
-"""The report: numbers equal hand computations from metrics.json, statistics match scipy, files are valid."""
+"""bvp-report: fake sweeps written as metrics.json; numbers equal hand and scipy computations, every run
+is counted or listed, the files and figures exist; the statistics are checked function by function."""
 
 from __future__ import annotations
 
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import stats
+from scipy import stats as sps
 
 from bvp.io import atomic_write_json
-from bvp.report import compare, describe, report
-from bvp.sweep import SWEEP_FILE, sweep_jobs
+from bvp.report import main, report
+from bvp.report import stats as st
+from bvp.report.collect import Run, group_runs, varying_keys
+from bvp.report.tables import STATS_COLUMNS, stat_rows
+from bvp.sweep import SWEEP_FILE
 
-ACC = {  # (model, beta) -> fine-tuned accuracies of seeds 0, 1, 2
-    ("beta_vae", 1): [0.90, 0.92, 0.91],
-    ("beta_vae", 5): [0.95, 0.93, 0.96],
-    ("cnn", 1): [0.97, 0.98, 0.975],
+RESAMPLES = 300
+BASE = {"dataset": "mnist", "latent_dim": 10, "epochs": 30, "pruning.amount": 0.9, "pruning.finetune_loss": "ce"}
+FINETUNED = {  # (model, beta) -> fine-tuned test accuracy of seeds 0..3
+    ("beta_vae", 1.0): [0.950, 0.962, 0.955, 0.958],
+    ("beta_vae", 10.0): [0.930, 0.925, 0.941, 0.936],
+    ("cnn", 1.0): [0.975, 0.981, 0.979, 0.977],
 }
+DENSE_GAIN = {"beta_vae": [0.010, 0.014, 0.011, 0.019], "cnn": [0.004, 0.006, 0.002, 0.007]}  # dense - fine-tuned
+PRUNED_LOSS = [0.020, 0.031, 0.027, 0.024]  # fine-tuned - pruned
+
+
+def write_run(
+    root: Path,
+    overrides: list[str],
+    identity: dict[str, Any],
+    metrics: dict[str, Any],
+    status: str = "done",
+    error: str | None = None,
+) -> Path:
+    """A run folder as a Hydra sweep job leaves it: named by its overrides, metrics.json and .hydra/overrides.yaml."""
+    run = root / ",".join(overrides)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    atomic_write_json(
+        run / "metrics.json", {"status": status, "error": error, "identity": identity, "metrics": metrics, "config": {}}
+    )
+    return run
+
+
+def accuracies(dense: float, pruned: float, finetuned: float, sparsity: float) -> dict[str, float]:
+    return {
+        "dense_test_acc": dense,
+        "pruned_test_acc": pruned,
+        "finetuned_test_acc": finetuned,
+        "accuracy_drop": dense - finetuned,
+        "pruning_drop": dense - pruned,
+        "sparsity": sparsity,
+        "compression_ratio": 1 / (1 - sparsity),
+    }
 
 
 def fake_sweep(root: Path) -> Path:
-    """metrics.json files as train.py writes them, plus one failed run and one job never started."""
-    for (model, beta), accs in ACC.items():
-        for seed, acc in enumerate(accs):
-            run = root / f"model={model},beta={beta},seed={seed}"
-            (run / ".hydra").mkdir(parents=True)
-            (run / ".hydra" / "overrides.yaml").write_text(f"- variant={model}_{beta}\n- seed={seed}\n")
-            metrics = {
-                "dense_test_acc": acc + 0.01,
-                "pruned_test_acc": acc - 0.02,
-                "finetuned_test_acc": acc,
-                "accuracy_drop": 0.01,
-                "compression_ratio": 2.0 - 0.001 * seed,
-                "compression_ratio_full": 4.0,
-                "compression_ratio_bytes": 1.9,
-                "val/active_units": 10 - beta,
-                "val/kl": 20.0 / beta,
-            }
-            run_info = {"dataset": "mnist", "model": model, "beta": beta, "seed": seed}
-            atomic_write_json(run / "metrics.json", {"status": "done", "run": run_info, "metrics": metrics})
-    bad = root / "model=beta_vae,beta=5,seed=3"
-    atomic_write_json(bad / "metrics.json", {"status": "failed", "error": "FloatingPointError: NaN", "run": {}})
-    jobs = [[f"variant={m}_{b}", f"seed={s}"] for (m, b), accs in ACC.items() for s in range(len(accs))]
-    jobs.append(["variant=beta_vae_10", "seed=0"])  # never ran
+    """beta 1 and 10 and the CNN (run once per beta, as a sweep over beta repeats it), seeds 0..3, one
+    failed run and one job that never started."""
+    jobs = []
+    for beta in (1.0, 10.0):
+        for model in ("beta_vae", "cnn"):
+            for seed in range(4):
+                identity = {
+                    **BASE,
+                    "model": model,
+                    "beta": beta,
+                    "seed": seed,
+                    "model.cls_weight": 10.0 if model == "beta_vae" else 1.0,
+                }
+                ft = FINETUNED[(model, beta if model == "beta_vae" else 1.0)][seed]
+                metrics = accuracies(ft + DENSE_GAIN[model][seed], ft - PRUNED_LOSS[seed], ft, 0.9) | {
+                    "dense_active_units": 10 - beta
+                }
+                jobs.append([f"model={model}", f"beta={beta}", f"seed={seed}"])
+                write_run(root, jobs[-1], identity, metrics)
+    identity = {**BASE, "model": "beta_vae", "beta": 10.0, "seed": 4, "model.cls_weight": 10.0}
+    jobs.append(["model=beta_vae", "beta=10.0", "seed=4"])
+    write_run(root, jobs[-1], identity, {}, status="failed", error="FloatingPointError: NaN loss\ntraceback line")
+    jobs.append(["model=beta_vae", "beta=3.0", "seed=0"])  # never started
     atomic_write_json(root / SWEEP_FILE, {"jobs": jobs})
     return root
 
 
-def test_report_numbers_equal_hand_computation(tmp_path: Path) -> None:
-    result = report(fake_sweep(tmp_path / "sweep"), resamples=500)
-    out = result["out_dir"]
-    assert result["runs"] == 10 and result["done"] == 9 and result["missing"] == 1
-    with (out / "summary.csv").open() as f:
-        summary = {(r["model"], r["beta"]): r for r in csv.DictReader(f)}
-    row = summary[("beta_vae", "5")]
-    accs = np.array(ACC[("beta_vae", 5)])
-    assert int(row["n"]) == 3
-    assert float(row["finetuned_test_acc_mean"]) == pytest.approx(accs.mean())
-    assert float(row["finetuned_test_acc_std"]) == pytest.approx(accs.std(ddof=1))
-    assert float(row["finetuned_test_acc_min"]) == pytest.approx(0.93)
-    assert float(row["dense_test_acc_max"]) == pytest.approx(0.97)
-    assert float(row["compression_ratio_mean"]) == pytest.approx(2.0 - 0.001)
-    assert float(row["active_units_mean"]) == pytest.approx(5.0)
-    assert summary[("cnn", "")]["n"] == "3"  # the baseline has no beta
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
 
-    with (out / "runs.csv").open() as f:
-        runs = list(csv.DictReader(f))
-    assert len(runs) == 10 and sum(r["status"] == "failed" for r in runs) == 1
+
+def test_report_counts_every_run_and_its_numbers_equal_scipy(tmp_path: Path) -> None:
+    result = report(fake_sweep(tmp_path / "sweep"), resamples=RESAMPLES)
+    out = result["out_dir"]
+    assert (result["runs"], result["done"], result["missing"], result["groups"]) == (17, 16, 1, 3)
+
+    summary = {r["group"]: r for r in read_csv(out / "summary.csv")}
+    assert sorted(summary) == [
+        "model=beta_vae beta=1 model.cls_weight=10",
+        "model=beta_vae beta=10 model.cls_weight=10",
+        "model=cnn model.cls_weight=1",
+    ]
+    cnn = summary["model=cnn model.cls_weight=1"]
+    assert cnn["n"] == "4" and cnn["beta"] == "" and cnn["beta_norm"] == ""  # the CNN once per seed, beta not applicable
+    row = summary["model=beta_vae beta=10 model.cls_weight=10"]
+    x = np.array(FINETUNED[("beta_vae", 10.0)])
+    assert float(row["beta_norm"]) == pytest.approx(10 * 10 / 784)
+    assert int(row["finetuned_test_acc_n"]) == 4
+    assert float(row["finetuned_test_acc_mean"]) == pytest.approx(x.mean())
+    low, high = sps.t.interval(0.95, 3, loc=x.mean(), scale=x.std(ddof=1) / 2)
+    assert (float(row["finetuned_test_acc_t_low"]), float(row["finetuned_test_acc_t_high"])) == pytest.approx((low, high))
+    assert (float(row["finetuned_test_acc_bca_low"]), float(row["finetuned_test_acc_bca_high"])) == pytest.approx(
+        st.bootstrap_ci(x, RESAMPLES)
+    )
+
+    runs = read_csv(out / "runs.csv")
+    assert len(runs) == 17 and [r["status"] for r in runs].count("failed") == 1
+    assert {"model", "beta", "model.cls_weight", "seed", "beta_norm", "finetuned_test_acc", "sparsity"} <= set(runs[0])
+
+    tests = read_csv(out / "stats.csv")
+    assert tuple(tests[0]) == STATS_COLUMNS
+
+    def find(comparison: str, metric: str, method: str = "") -> dict[str, str]:
+        (hit,) = [t for t in tests if t["comparison"] == comparison and t["metric"] == metric and t["method"].startswith(method)]
+        return hit
+
+    vae1, vae10 = np.array(FINETUNED[("beta_vae", 1.0)]), x
+    dense10 = vae10 + DENSE_GAIN["beta_vae"]
+    paired = find("paired drop, dense - fine-tuned: model=beta_vae beta=10 model.cls_weight=10", "accuracy_drop", "paired t")
+    assert float(paired["p"]) == pytest.approx(sps.ttest_rel(dense10, vae10).pvalue)
+    assert float(paired["estimate"]) == pytest.approx(np.mean(DENSE_GAIN["beta_vae"]))
+    wilcoxon = find("paired drop, dense - fine-tuned: model=beta_vae beta=10 model.cls_weight=10", "accuracy_drop", "Wilcoxon")
+    assert float(wilcoxon["p"]) == pytest.approx(sps.wilcoxon(dense10 - vae10).pvalue)
+    beta = find("beta=10 vs beta=1 (model=beta_vae model.cls_weight=10)", "finetuned_test_acc")
+    assert float(beta["estimate"]) == pytest.approx(vae10.mean() - vae1.mean())
+    assert float(beta["p"]) == pytest.approx(sps.ttest_ind(vae10, vae1, equal_var=False).pvalue)
+    # Beta-VAE vs CNN: model.cls_weight comes with the model, so it is not a key the two must share
+    interaction = find("interaction: model=beta_vae beta=1 model.cls_weight=10 vs model=cnn model.cls_weight=1", "accuracy_drop")
+    expected = sps.ttest_ind(DENSE_GAIN["beta_vae"], DENSE_GAIN["cnn"], equal_var=False)
+    assert float(interaction["p"]) == pytest.approx(expected.pvalue) and interaction["n1"] == interaction["n2"] == "4"
+    assert len([t for t in tests if t["comparison"].startswith("model=beta_vae")]) == 4  # beta 1, 10 x dense, fine-tuned
+
+    p = np.array([float(t["p"]) for t in tests])
+    order = np.argsort(p)
+    by_hand = np.empty_like(p)
+    by_hand[order] = np.minimum(1, np.maximum.accumulate([(len(p) - i) * p[j] for i, j in enumerate(order)]))
+    assert np.array([float(t["p_holm"]) for t in tests]) == pytest.approx(by_hand)
 
     md = (out / "summary.md").read_text()
-    assert "| mnist | beta_vae | 5 | 3 | 95.67 ± 1.53 (94.00..97.00)" in md  # dense = fine-tuned + 1 point
-    assert "FloatingPointError: NaN" in md and "variant=beta_vae_10 seed=0" in md
-
-    with (out / "comparisons.csv").open() as f:
-        comps = [r for r in csv.DictReader(f) if r["beta"] == "5" and r["metric"] == "finetuned_test_acc"]
-    vs_beta1 = next(c for c in comps if c["versus"] == "beta=1")
-    expected = stats.ttest_ind(accs, ACC[("beta_vae", 1)], equal_var=False)
-    assert float(vs_beta1["diff"]) == pytest.approx(accs.mean() - np.mean(ACC[("beta_vae", 1)]))
-    assert float(vs_beta1["p_welch"]) == pytest.approx(expected.pvalue)
-    assert any(c["versus"] == "cnn" for c in comps)
-
-    for name in ("accuracy_mnist", "latent_vs_beta"):
+    assert "`model=beta_vae,beta=10.0,seed=4`: failed: FloatingPointError: NaN loss" in md and "traceback line" not in md
+    assert "## Failed or unfinished runs (1)" in md and "## Missing runs (1)" in md and "model=beta_vae beta=3.0 seed=0" in md
+    assert "## Repeated runs not counted (4)" in md and md.count("`model=cnn,beta=10.0,seed=") == 4  # listed, not counted
+    assert "| beta_vae | 10 | 0.1276 | 10 | 4† | 0.9330 |" in md  # keys, beta_norm beside beta, n marked (< 5), mean
+    assert f"## Tests ({len(tests)}, Holm-corrected together)" in md
+    for name in ("curves", "accuracy"):
         with Image.open(out / f"{name}.png") as img:
             img.verify()
             assert img.format == "PNG" and img.size[0] > 200
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
 
-def test_welch_and_bootstrap_match_independent_computation() -> None:
-    a = np.array([0.91, 0.93, 0.92, 0.95, 0.94])
-    b = np.array([0.88, 0.90, 0.87, 0.91])
-    got = compare(a, b, resamples=20_000, seed=1)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
-    assert got["p_welch"] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-9)
-    rng = np.random.default_rng(0)  # a plain percentile bootstrap, resampling each group
-    diffs = [rng.choice(a, len(a)).mean() - rng.choice(b, len(b)).mean() for _ in range(20_000)]
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    assert got["ci_low"] == pytest.approx(low, abs=3e-3) and got["ci_high"] == pytest.approx(high, abs=3e-3)
-    assert got["ci_low"] < got["diff"] < got["ci_high"]
-    single = compare(a, b[:1])
-    assert math.isnan(single["p_welch"]) and math.isnan(single["ci_low"])
-    assert describe(np.array([2.0]))["n"] == 1 and math.isnan(describe(np.array([2.0]))["std"])
+AMOUNTS = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
+CURVE = (0.985, 0.980, 0.975, 0.965, 0.950, 0.900)  # mean fine-tuned accuracy per amount; dense 0.980
+SEED_SHIFT = (-0.001, 0.0, 0.001)
 
 
-def test_sweep_jobs_expand_like_hydra() -> None:
-    jobs = sweep_jobs({"dataset": "mnist,cifar10"}, ["beta=1,5", "seed=0"])
-    assert jobs == [
-        ["dataset=mnist", "beta=1", "seed=0"],
-        ["dataset=mnist", "beta=5", "seed=0"],
-        ["dataset=cifar10", "beta=1", "seed=0"],
-        ["dataset=cifar10", "beta=5", "seed=0"],
+def test_six_amounts_give_six_rows_a_curve_and_its_endpoints(tmp_path: Path) -> None:
+    root = tmp_path / "amounts"
+    for amount, acc in zip(AMOUNTS, CURVE, strict=True):
+        for seed, shift in enumerate(SEED_SHIFT):
+            identity = {**BASE, "model": "cnn", "beta": 1.0, "seed": seed, "pruning.amount": amount}
+            write_run(
+                root,
+                [f"pruning.amount={amount}", f"seed={seed}"],
+                identity,
+                accuracies(0.980, acc + shift - 0.05, acc + shift, amount),
+            )
+    result = report(root, resamples=RESAMPLES)
+    out = result["out_dir"]
+    summary = read_csv(out / "summary.csv")
+    assert [float(r["pruning.amount"]) for r in summary] == list(AMOUNTS) and all(r["n"] == "3" for r in summary)
+
+    # mean curve: 0.975 at 0.9 is inside (>= 0.97), 0.965 at 0.95 outside; margins +0.005 / -0.005 cross
+    # halfway between x = ln 10 and ln 20, so s = 1 - 1/sqrt(200)
+    x = np.log(1 / (1 - np.array(AMOUNTS)))
+    auc = sum((x[i + 1] - x[i]) * (CURVE[i] + CURVE[i + 1]) / 2 for i in range(5)) / (x[-1] - x[0])
+    md = (out / "summary.md").read_text()
+    curve_row = next(line for line in md.splitlines() if line.startswith("| all runs | 3† | 0.9800 - |"))
+    assert f"| {1 - 1 / math.sqrt(200):.4f} |" in curve_row and f"| {auc:.4f} |" in curve_row
+
+    seeds = read_csv(out / "endpoints.csv")
+    assert [int(s["seed"]) for s in seeds] == [0, 1, 2] and all(s["points"] == "6" for s in seeds)
+    for s, shift in zip(seeds, SEED_SHIFT, strict=True):  # margins 0.005 + shift and -0.005 + shift
+        crossing = np.log(10) + (0.005 + shift) / 0.01 * np.log(2)
+        assert float(s["tolerated_sparsity"]) == pytest.approx(1 - np.exp(-crossing))
+        assert float(s["auc"]) == pytest.approx(auc + shift)
+    with Image.open(out / "curves.png") as img:
+        assert img.size[0] > 200
+    assert not [t for t in read_csv(out / "stats.csv") if t["comparison"].startswith("beta=")]  # nothing to compare
+
+
+def test_cli_refuses_a_folder_without_runs_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no metrics.json under" in err and "Traceback" not in err
+
+
+# -- the statistics, one function at a time -------------------------------------------------------------
+A = np.array([0.91, 0.93, 0.92, 0.95, 0.94, 0.90])
+B = np.array([0.88, 0.90, 0.87, 0.91])
+
+
+def test_t_ci_and_welch_match_the_textbook_formulas() -> None:
+    half = sps.t.ppf(0.975, len(A) - 1) * A.std(ddof=1) / math.sqrt(len(A))
+    assert st.t_ci(A) == pytest.approx((A.mean() - half, A.mean() + half))
+    va, vb = A.var(ddof=1) / len(A), B.var(ddof=1) / len(B)
+    dof = (va + vb) ** 2 / (va**2 / (len(A) - 1) + vb**2 / (len(B) - 1))  # Welch-Satterthwaite
+    diff, se = A.mean() - B.mean(), math.sqrt(va + vb)
+    got = st.welch(A, B)
+    assert got.p == pytest.approx(2 * sps.t.sf(diff / se, dof))
+    assert (got.ci_low, got.ci_high) == pytest.approx((diff - sps.t.ppf(0.975, dof) * se, diff + sps.t.ppf(0.975, dof) * se))
+    pooled = math.sqrt(((len(A) - 1) * A.var(ddof=1) + (len(B) - 1) * B.var(ddof=1)) / 8)
+    assert got.effect_size == pytest.approx(diff / pooled * (1 - 3 / (4 * 8 - 1)), rel=2e-3)  # J ~ 1 - 3/(4 dof - 1)
+    assert st.hedges_correction(8) == pytest.approx(math.gamma(4) / (2 * math.gamma(3.5)))
+
+
+def test_bca_matches_a_hand_written_bca() -> None:
+    """Efron's BCa by hand: bias z0 from the bootstrap distribution, acceleration from the jackknife."""
+    x = np.array([2.1, 3.4, 1.9, 5.8, 2.7, 3.1, 9.0, 2.2])
+    rng = np.random.default_rng(7)
+    boot = rng.choice(x, (40_000, len(x))).mean(axis=1)
+    z0 = sps.norm.ppf(np.mean(boot < x.mean()))
+    jack = np.array([np.delete(x, i).mean() for i in range(len(x))])
+    d = jack.mean() - jack
+    a = (d**3).sum() / (6 * (d**2).sum() ** 1.5)
+    z = sps.norm.ppf([0.025, 0.975])
+    expected = np.percentile(boot, 100 * sps.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))))
+    assert st.bootstrap_ci(x, resamples=40_000, seed=1) == pytest.approx(tuple(expected), abs=0.08)
+    percentile = st.bootstrap_ci(x, resamples=40_000, seed=1, method="percentile")
+    assert percentile == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])), abs=0.08)
+    assert st.bootstrap_ci(x, 40_000, seed=1)[1] > percentile[1] + 0.1  # BCa moves right with the right skew
+
+
+def test_paired_tests_match_scipy() -> None:
+    dense, finetuned = A + 0.02, A - np.array([0.001, 0.004, -0.002, 0.003, 0.006, 0.002])
+    d = dense - finetuned
+    t = st.paired_t(d)
+    assert t.p == pytest.approx(sps.ttest_rel(dense, finetuned).pvalue) and t.n1 == t.n2 == 6
+    assert t.effect_size == pytest.approx(st.hedges_correction(5) * d.mean() / d.std(ddof=1))
+    w = st.wilcoxon_signed_rank(d)
+    assert w.p == pytest.approx(sps.wilcoxon(dense, finetuned).pvalue)
+    i, j = np.triu_indices(6)
+    assert w.estimate == pytest.approx(np.median((d[i] + d[j]) / 2))
+    ranks = sps.rankdata(np.abs(d))
+    assert w.effect_size == pytest.approx((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+
+
+def test_hodges_lehmann_ci_inverts_the_exact_wilcoxon_test() -> None:
+    """A shift c is inside the CI exactly when scipy's exact test of d - c does not reject at 5%."""
+    d = np.random.default_rng(3).normal(0.5, 1.0, 9)
+    _, low, high = st.hodges_lehmann(d)
+    for c, inside in ((low + 1e-6, True), (low - 1e-6, False), (high - 1e-6, True), (high + 1e-6, False)):
+        assert bool(sps.wilcoxon(d - c, method="exact").pvalue > 0.05) is inside
+    assert st.signed_rank_cdf(3) == pytest.approx(np.cumsum([1, 1, 1, 2, 1, 1, 1]) / 8)
+    assert math.isnan(st.hodges_lehmann(d[:5])[1])  # n = 5: no 95% signed-rank CI exists
+
+
+def test_holm_step_down_by_hand() -> None:
+    got = st.holm([0.01, 0.04, 0.03, math.nan, 0.005])
+    assert got[[0, 1, 2, 4]] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and math.isnan(got[3])
+    assert st.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+
+
+def test_degenerate_data_gives_nan_not_a_crash() -> None:
+    one, constant, zeros = np.array([0.9]), np.full(5, 0.01), np.zeros(5)
+    assert all(math.isnan(v) for v in (*st.t_ci(one), *st.bootstrap_ci(one), *st.t_ci(constant), *st.bootstrap_ci(constant)))
+    t = st.paired_t(constant)
+    assert t.estimate == pytest.approx(0.01) and math.isnan(t.p) and math.isnan(t.ci_low) and math.isnan(t.effect_size)
+    assert st.paired_t(zeros).effect_size == 0.0
+    w = st.wilcoxon_signed_rank(zeros)
+    assert w.estimate == 0.0 and math.isnan(w.p) and w.n1 == 5
+    same = st.welch(np.full(3, 0.9), np.full(4, 0.9))
+    assert same.estimate == 0 and math.isnan(same.p) and same.effect_size == 0.0
+    assert math.isnan(st.welch(A, one).p) and st.welch(A, one).estimate == pytest.approx(A.mean() - 0.9)
+    assert math.isnan(st.paired_t([]).estimate) and math.isnan(st.welch([], B).effect_size)
+
+
+def test_tolerated_sparsity_and_auc_by_hand() -> None:
+    s = [0.5, 0.9, 0.99]
+    assert st.tolerated_sparsity(s, [0.98, 0.978, 0.975], dense=0.98) == pytest.approx(0.99)  # never leaves: highest measured
+    # inside at 0.5 (0.975 >= 0.97), outside at 0.9 (0.96): margins 0.005, -0.01 -> a third of the way from ln 2 to ln 10
+    crossing = math.log(2) + (1 / 3) * (math.log(10) - math.log(2))
+    assert st.tolerated_sparsity(s, [0.975, 0.96, 0.9], dense=0.98) == pytest.approx(1 - math.exp(-crossing))
+    # already outside at 0.5: the dense model (s = 0, margin 0.01) is the point inside; 0.94 at 0.5 is -0.03
+    assert st.tolerated_sparsity(s, [0.94, 0.9, 0.8], dense=0.98) == pytest.approx(1 - math.exp(-0.25 * math.log(2)))
+    assert math.isnan(st.tolerated_sparsity([0.0, 0.5], [0.95, 0.94], dense=0.98))  # measured at 0 and outside there
+    assert st.tolerated_sparsity([0.9, 0.0, 0.5], [0.96, 0.98, 0.975], dense=0.98) == pytest.approx(
+        1 - math.exp(-crossing)
+    )  # unsorted input, an amount-0 point at x = 0
+    x = np.log([2.0, 10.0, 100.0])
+    expected = ((x[1] - x[0]) * (0.975 + 0.96) / 2 + (x[2] - x[1]) * (0.96 + 0.9) / 2) / (x[2] - x[0])
+    assert st.curve_auc(s, [0.975, 0.96, 0.9]) == pytest.approx(expected)
+    assert math.isnan(st.curve_auc([0.9], [0.95]))
+    assert st.curve_endpoints(s, [0.975, 0.96, 0.9], 0.98)["auc"] == pytest.approx(expected)
+    assert st.axis_sparsity(st.sparsity_axis([0.0, 0.9, 0.99])) == pytest.approx([0.0, 0.9, 0.99])
+
+
+def test_beta_vae_is_compared_with_the_cnn_of_its_own_dataset_only() -> None:
+    """model.cls_weight comes with the model and is not matched; the dataset is."""
+    runs = [
+        Run(
+            f"{ds},{model},{seed}",
+            "done",
+            "",
+            {"dataset": ds, "model": model, "beta": None if model == "cnn" else 1.0, "seed": seed}
+            | {"model.cls_weight": 1.0 if model == "cnn" else 10.0},
+            {"finetuned_test_acc": 0.9 + 0.01 * seed},
+        )
+        for ds, model in (("mnist", "beta_vae"), ("cifar10", "beta_vae"), ("cifar10", "cnn"))
+        for seed in range(3)
     ]
+    keys = varying_keys(runs)
+    assert keys == ["dataset", "model", "beta", "model.cls_weight"]
+    comparisons = [t["comparison"] for t in stat_rows(group_runs(runs, keys), keys) if t["metric"] == "finetuned_test_acc"]
+    assert comparisons == ["model=beta_vae beta=1 model.cls_weight=10 vs model=cnn model.cls_weight=1 (dataset=cifar10)"]
 
 
-def test_report_refuses_a_folder_without_runs(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"no metrics\.json"):
-        report(tmp_path)
+def test_a_sweep_with_no_finished_run_still_lists_what_went_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "broken"
+    write_run(
+        root, ["seed=0"], {**BASE, "model": "cnn", "beta": 1.0, "seed": 0}, {}, status="interrupted", error="KeyboardInterrupt: "
+    )
+    (root / "seed=2").mkdir()
+    (root / "seed=2" / "metrics.json").write_text('{"status": "do')  # not JSON: listed, no crash
+    atomic_write_json(root / SWEEP_FILE, {"jobs": [["seed=0"], ["seed=1"]]})
+    main([str(root), "--resamples", "100"])
+    md = capsys.readouterr().out
+    assert "2 run folders: 0 done (0 counted), 2 failed or unfinished; 1 jobs of sweep.json never started." in md
+    assert "- `seed=2`: unreadable: metrics.json: Unterminated string" in md
+    assert "- `seed=0`: interrupted: KeyboardInterrupt: " in md and "- seed=1" in md and "## Tests (0," in md
+    assert read_csv(root / "report" / "runs.csv")[0]["status"] == "interrupted"

@@ -29,22 +29,23 @@ def test_fit_lowers_loss_and_logs_every_term(make_cfg, tmp_path: Path) -> None:
         assert len(values[f"train/{term}"]) == 4 and len(values[f"val/{term}"]) == 4
     assert values["train/loss"][-1] < values["train/loss"][0] and values["val/loss"][-1] < values["val/loss"][0]
     assert values["train/ce"][-1] < values["train/ce"][0]
-    assert {"val/active_units", "val/kl_dim/0", "val/kl_dim/3", "test/acc"} <= set(values)
+    assert {"val/active_units", "val/kl_dim/0", "val/kl_dim/3"} <= set(values)
     assert "val/reconstruction" in acc.Tags()["images"]
     assert acc.PluginTagToContent("hparams")  # the HParams tab has this run
 
     on_disk = json.loads((run / "metrics.json").read_text())
     assert on_disk["status"] == "done" and on_disk["error"] is None
     assert on_disk["config"]["beta"] == 1.0 and on_disk["config"]["dataset"]["_target_"].endswith("MNISTDataModule")
-    assert on_disk["metrics"]["test/acc"] == pytest.approx(record["metrics"]["test/acc"])
-    assert 0.0 <= on_disk["metrics"]["test/acc"] <= 1.0 and on_disk["timing"]["epochs_timed"] == 4
+    assert on_disk["metrics"]["dense_test_acc"] == pytest.approx(record["metrics"]["dense_test_acc"])
+    assert 0.0 <= on_disk["metrics"]["dense_test_acc"] <= 1.0 and on_disk["timing"]["epochs_timed"] == 4
+    assert on_disk["metrics"]["dense_active_units"] == on_disk["metrics"]["active_units"] <= 4
 
 
 def test_cnn_and_cifar_train_end_to_end(make_cfg, lenient_cifar: None, tmp_path: Path) -> None:
     record = train(make_cfg("dataset=cifar10", "model=cnn", "pruning=none", "epochs=1"))
     metrics = record["metrics"]
-    assert record["status"] == "done" and "val/recon" not in metrics and "val/kl" not in metrics
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert record["status"] == "done" and "dense_kl" not in metrics and "kl" not in metrics
+    assert 0.0 <= metrics["dense_test_acc"] <= 1.0 and "kl" not in metrics
 
 
 def test_same_seed_same_metrics_other_seed_differs(make_cfg) -> None:
@@ -52,7 +53,7 @@ def test_same_seed_same_metrics_other_seed_differs(make_cfg) -> None:
     b = train(make_cfg("seed=7", name="b"))
     c = train(make_cfg("seed=8", name="c"))
     assert a["metrics"] == b["metrics"] and a["sparsity"] == b["sparsity"]
-    assert a["metrics"]["test/loss"] != c["metrics"]["test/loss"]
+    assert a["metrics"]["dense_kl_dims"] != c["metrics"]["dense_kl_dims"]
 
 
 def test_finished_run_is_skipped(make_cfg, tmp_path: Path) -> None:

@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bvp.config import ConfigError, Rules
+
 Batch = tuple[Tensor, Tensor]
 
 
-class DataNotFoundError(FileNotFoundError):
-    """The dataset files are missing and could not be downloaded."""
+class DataNotFoundError(ConfigError, FileNotFoundError):
+    """The dataset files are missing and could not be downloaded: a setting (data_dir) to fix, not a crash."""
 
 
 class EpochSampler:
@@ -115,6 +117,16 @@ class DeviceDataModule(L.LightningDataModule):
     ) -> None:
         """``crop_padding`` > 0: training batches are randomly shifted by up to that many pixels (zero
         padded, as RandomCrop(size, padding)); ``hflip``: and flipped left-right with probability 1/2."""
+        rules = Rules()  # dataset.<key>; val_size is checked against the data's size again in setup()
+        if not isinstance(data_dir, os.PathLike):
+            rules.path("data_dir", data_dir)
+        rules.number("batch_size", batch_size, integer=True, ge=1, example=128)
+        rules.number("eval_batch_size", eval_batch_size, integer=True, ge=1, example=1000)
+        rules.number("val_size", val_size, integer=True, ge=1, example=5000)
+        rules.seed("seed", seed)
+        rules.number("crop_padding", crop_padding, integer=True, ge=0, lt=self.shape[1], example=self.shape[1] // 8)
+        rules.boolean("hflip", hflip)
+        rules.check()
         super().__init__()
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -143,18 +155,22 @@ class DeviceDataModule(L.LightningDataModule):
             for train in (True, False):
                 self._dataset(train, download=True)
         except Exception as err:  # torchvision raises URLError, RuntimeError, OSError, ... offline
+            failure = " ".join(str(err).split())  # one line: torchvision's messages span several
             raise DataNotFoundError(
-                f"{self.name}: no usable files in {folder} and the download failed ({err}). "
-                f"Put {', '.join(self.expected_files)} there, or point data_dir=... (or $BVP_DATA_DIR) "
-                f"at a folder that holds {self.subfolder}/."
+                f"data_dir={str(self.data_dir)!r}: no usable {self.name} files in {folder} and the download failed "
+                f"({type(err).__name__}: {failure}). Put {', '.join(self.expected_files)} there, or point data_dir=... "
+                f"(or $BVP_DATA_DIR) at a writable folder that holds {self.subfolder}/."
             ) from err
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         x, y = self._tensors(self._dataset(train=True, download=False))
-        if not 0 < self.val_size < len(x):
-            raise ValueError(f"dataset.val_size={self.val_size} must be between 1 and {len(x) - 1} for {self.name}")
+        if not 0 < self.val_size < len(x):  # the constructor cannot know the data's size
+            raise ConfigError(
+                f"dataset.val_size={self.val_size!r}: must be an integer between 1 and {len(x) - 1} ({self.name} has "
+                f"{len(x)} training images; the rest train), e.g. dataset.val_size={min(5000, len(x) // 10)}"
+            )
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
         val, train = order[: self.val_size], order[self.val_size :]
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

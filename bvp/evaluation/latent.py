@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from bvp.losses import kl_per_dim
 
 ACTIVE_UNIT_NATS = 0.01
 
@@ -34,3 +39,22 @@ class LatentKL(Metric):
 def active_units(kl_per_dim_mean: Tensor, threshold: float = ACTIVE_UNIT_NATS) -> Tensor:
     """Number of latent dims whose mean KL exceeds ``threshold`` nats."""
     return (kl_per_dim_mean > threshold).sum()
+
+
+@torch.no_grad()
+def latent_codes(net: torch.nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Posterior means, log-variances (None for a deterministic or stripped latent) and labels over the batches."""
+    mus, logvars, labels = [], [], []
+    for x, y in batches:
+        out = net(x)
+        mus.append(out.mu)
+        labels.append(y)
+        if out.logvar is not None:
+            logvars.append(out.logvar)
+    return torch.cat(mus), torch.cat(logvars) if logvars else None, torch.cat(labels)
+
+
+def kl_statistics(mu: Tensor, logvar: Tensor) -> dict[str, Any]:
+    """Mean KL(q(z_d|x) || N(0, 1)) per dimension (nats), its sum, and the KL-based active units."""
+    kl_dims = kl_per_dim(mu, logvar).mean(0)
+    return {"kl_dims": kl_dims.tolist(), "kl": float(kl_dims.sum()), "active_units": int(active_units(kl_dims))}

@@ -1,0 +1,139 @@
+"""What pruning buys at inference: parameters, MACs and latency of the deployed classifier, dense vs pruned.
+
+Unstructured pruning zeroes weights but keeps every tensor's shape: the same dense kernels run, so MACs and
+latency stay where they were (only a sparse-encoded file gets smaller). Structured pruning removes channels,
+so parameters, MACs and latency all fall. ``python -m bvp.evaluation.cost`` prints both side by side.
+
+Pass modules with pruning made permanent (``prune.remove``): a pruning reparametrisation (weight_orig and
+weight_mask) would be counted twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from bvp.evaluation.compression import count_nonzero, count_params
+from bvp.export import export_classifier
+
+BATCHES = (1, 256)
+REPEATS = {1: 200, 256: 15}  # timed calls per batch size: about 1 s per model at the default MNIST sizes
+WARMUP = 5
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one sample (the first of ``example``), dense kernels (zeros count), biases as
+    one each: Torch-Pruning's op counter (given a batch, it would count a linear layer's biases once per batch)."""
+    with torch.no_grad():
+        macs, _ = tp.utils.count_ops_and_params(model, example[:1])
+    return int(macs)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def latency_ms(
+    model: nn.Module, batch_size: int, in_shape: Sequence[int], repeats: int, device: str | torch.device = "cpu"
+) -> float:
+    """Median wall time (ms) of one forward pass on a batch of random inputs, after ``WARMUP`` calls, in
+    inference mode, on a copy of ``model`` in eval mode on ``device`` (the CPU by default)."""
+    device = torch.device(device)
+    model = copy.deepcopy(model).to(device).eval()
+    x = torch.randn(batch_size, *in_shape, device=device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(WARMUP):
+            model(x)
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            model(x)
+            sync(device)
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def model_cost(model: nn.Module, in_shape: Sequence[int], cuda: bool = False) -> dict[str, float]:
+    """Parameters as stored, nonzero parameters, MACs per sample and latency at each of ``BATCHES`` (CPU,
+    and the GPU too with ``cuda``) of one deployed classifier."""
+    example = torch.zeros(1, *in_shape, device=next(model.parameters()).device)
+    cost: dict[str, float] = {"params": count_params(model), "nonzero": count_nonzero(model)}
+    cost["macs"] = count_macs(model, example)
+    for b in BATCHES:
+        cost[f"latency_ms_b{b}"] = latency_ms(model, b, in_shape, REPEATS[b])
+        if cuda:
+            cost[f"latency_ms_b{b}_cuda"] = latency_ms(model, b, in_shape, REPEATS[b], "cuda")
+    return cost
+
+
+def deploy_cost(dense: nn.Module, pruned: nn.Module, in_shape: Sequence[int], cuda: bool = False) -> dict[str, float]:
+    """``dense_*`` and ``pruned_*`` figures of ``model_cost`` (dense_params, pruned_params, dense_macs, ...,
+    pruned_latency_ms_b256) and ``latency_threads``, the CPU threads the latencies were measured with."""
+    out: dict[str, float] = {}
+    for tag, model in (("dense", dense), ("pruned", pruned)):
+        out |= {f"{tag}_{k}": v for k, v in model_cost(model, in_shape, cuda).items()}
+    return out | {"latency_threads": torch.get_num_threads()}
+
+
+def exported_bytes(model: nn.Module, in_shape: Sequence[int]) -> dict[str, int]:
+    """Sizes of the two deployed files ``bvp.export.export_classifier`` writes for ``model``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_classifier(copy.deepcopy(model), torch.zeros(2, *in_shape), Path(tmp))
+        return {f"{k}_bytes": os.path.getsize(p) for k, p in paths.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print params, MACs, latency and file sizes of the default Beta-VAE-Classif deployed classifier
+    (random weights: timing does not depend on them) dense, unstructured and structured at ``--amount``."""
+    # imported here: bvp.pruning.structured imports this module, and bvp.bench pulls in Lightning
+    from hydra.utils import get_class, instantiate
+    from torch.nn.utils import prune
+
+    from bvp.bench import compose_cfg
+    from bvp.pruning.scope import SCOPES, scope_parameters
+    from bvp.pruning.structured import prune_channels
+
+    parser = argparse.ArgumentParser(prog="python -m bvp.evaluation.cost", description=main.__doc__)
+    parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist")
+    parser.add_argument("--amount", type=float, default=0.5)
+    args = parser.parse_args(argv)
+
+    cfg = compose_cfg("beta_vae", args.dataset, [])
+    data = get_class(cfg.dataset._target_)
+    torch.manual_seed(0)
+    net = instantiate(cfg.model.net, in_shape=list(data.shape), num_classes=data.num_classes)
+    net.strip()
+    unstructured = copy.deepcopy(net)
+    params = scope_parameters(unstructured, list(SCOPES), ["weight"])
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=args.amount)
+    for module, name in params:
+        prune.remove(module, name)
+    structured = copy.deepcopy(net)
+    prune_channels(structured, args.amount, torch.zeros(2, *data.shape))
+
+    rows = {}
+    for label, model in (("dense", net), ("unstructured", unstructured), ("structured", structured)):
+        classifier = model.classifier()
+        rows[label] = model_cost(classifier, data.shape) | exported_bytes(classifier, data.shape)
+    columns = list(rows["dense"])
+    print(f"{args.dataset}, amount={args.amount}, {torch.get_num_threads()} CPU threads; in brackets: ratio to dense")
+    print(f"{'':>13}" + "".join(f"{c:>28}" for c in columns))
+    for label, row in rows.items():
+        cells = [f"{row[c]:{',' if isinstance(row[c], int) else '.3g'}} ({row[c] / rows['dense'][c]:.2f}x)" for c in columns]
+        print(f"{label:>13}" + "".join(f"{c:>28}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

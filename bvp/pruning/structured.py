@@ -1,0 +1,176 @@
+"""Structured pruning: remove whole channels, neurons and latent units, so the deployed classifier gets
+physically smaller (fewer parameters and MACs, dense kernels that run faster), not just sparser.
+
+Channels and neurons go by group magnitude on Torch-Pruning's dependency graph (Fang et al., "DepGraph:
+Towards Any Structural Pruning", CVPR 2023): a conv's output channel is scored together with the input
+weights that read it (the next conv's input channel, or the dense layer's columns behind the flatten) and
+both go at once. The input, the latent dimensions and the class outputs are kept; the decoder is never
+touched. Everything here changes the modules in place, so the deployed classifier (``net.classifier()``,
+which shares them) shrinks with the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from bvp.evaluation.compression import count_params
+from bvp.evaluation.cost import count_macs
+from bvp.models import LatentClassifier, Output
+
+NORMS = {"l1": 1, "l2": 2}
+
+
+def prunable_layers(net: LatentClassifier) -> dict[str, nn.Conv2d | nn.Linear]:
+    """The layers whose outputs lose channels/neurons, by path in ``net``: every conv and dense layer of the
+    encoder and every dense layer of the head but the last (the class outputs)."""
+    layers = {f"encoder.{n}": m for n, m in net.encoder.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    head = [(n, m) for n, m in net.head.named_children() if isinstance(m, nn.Linear)][:-1]
+    return layers | {f"head.{n}": m for n, m in head}
+
+
+def out_size(layer: nn.Conv2d | nn.Linear) -> int:
+    return layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
+
+
+def channel_counts(net: LatentClassifier) -> dict[str, int]:
+    """Output channels/neurons of each prunable layer: record them on the dense network to prune relative to it."""
+    return {name: out_size(m) for name, m in prunable_layers(net).items()}
+
+
+def kept(n: int, amount: float) -> int:
+    """Channels left of ``n`` once ``amount`` of them is removed, to the nearest channel (halves round up)."""
+    return int(n * (1 - amount) + 0.5)
+
+
+def check_channel_amount(counts: Mapping[str, int], amount: float, key: str = "pruning.amount") -> list[str]:
+    """Errors ('key=value: what to write instead') if ``amount`` would remove every channel of some layer;
+    ``counts`` is ``channel_counts`` of the dense network."""
+    empty = [name for name, n in counts.items() if kept(n, amount) < 1]
+    if not empty:
+        return []
+    n = min(counts.values())
+    largest = int((1 - 1 / n) * 100) / 100  # keeps one channel of the narrowest layer, rounded down to 0.01
+    return [f"{key}={amount!r}: removes every channel of {', '.join(empty)} (narrowest: {n}); write {key}<={largest}"]
+
+
+def channel_sparsity(net: LatentClassifier, dense: Mapping[str, int]) -> float:
+    """Fraction of the dense network's channels/neurons (over all prunable layers) that are gone."""
+    return 1 - sum(channel_counts(net).values()) / sum(dense.values())
+
+
+@dataclass(frozen=True)
+class ChannelPruning:
+    """What one ``prune_channels`` call did. Counts are of the deployed classifier, before and after the call."""
+
+    removed: dict[str, list[int]]  # layer path -> output channels removed (indices before the call)
+    params: tuple[int, int]
+    macs: tuple[int, int]
+
+    def fractions(self) -> dict[str, float]:
+        """The achieved fractions of parameters and MACs removed (the channel fraction is ``amount``)."""
+        return {"params_removed": 1 - self.params[1] / self.params[0], "macs_removed": 1 - self.macs[1] / self.macs[0]}
+
+
+def _tensors(out: Output) -> list[Tensor]:
+    """Torch-Pruning traces back from tensors: the fields of the network's Output that are present."""
+    return [t for t in out if t is not None]
+
+
+def _dependency_graph(net: LatentClassifier, example_input: Tensor) -> tp.DependencyGraph:
+    """Trace ``net`` (in eval mode, so mu and logvar stay uncoupled by the sampling) and restore its mode."""
+    training = net.training
+    with torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(net, example_input, output_transform=_tensors, verbose=False)
+    net.train(training)
+    return graph
+
+
+@torch.no_grad()
+def prune_channels(
+    net: LatentClassifier,
+    amount: float,
+    example_input: Tensor,
+    norm: str = "l1",
+    dense: Mapping[str, int] | None = None,
+) -> ChannelPruning:
+    """Remove ``amount`` of the output channels of every encoder conv and of the neurons of the encoder's and
+    the head's hidden dense layers (the same fraction in each layer), lowest group L1/L2 magnitude first.
+
+    ``amount`` is a fraction of ``dense`` (``channel_counts`` of the dense network) when given, so that a
+    gradual schedule's target sparsity is hit to the nearest channel at every step; else of the channels the
+    layers have now. Works in place on the whole network with or without decoder/logvar. ``example_input`` is
+    a batch on the network's device. Refuses an amount that would empty a layer (``check_channel_amount``).
+    """
+    reference = dense if dense is not None else channel_counts(net)
+    if errors := check_channel_amount(reference, amount):
+        raise ValueError(errors[0])
+    layers = prunable_layers(net)
+    to_remove = {name: max(out_size(m) - kept(reference[name], amount), 0) for name, m in layers.items()}
+    classifier = net.classifier()
+    before = count_params(classifier), count_macs(classifier, example_input)
+
+    graph = _dependency_graph(net, example_input)
+    roots = {m: name for name, m in layers.items()}
+    ignored = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and m not in roots]
+    importance = tp.importance.GroupMagnitudeImportance(p=NORMS[norm])
+    plans = []  # score every group on the unpruned network first, then prune (as tp's pruners do)
+    for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]):
+        root, handler = group[0].dep.target.module, group[0].dep.handler
+        order = torch.argsort(importance(group).cpu(), stable=True)
+        plans.append((root, handler, sorted(order[: to_remove[roots[root]]].tolist())))
+    for root, handler, idxs in plans:
+        if idxs:
+            graph.get_pruning_group(root, handler, idxs).prune()
+    removed = {roots[root]: idxs for root, _, idxs in plans}
+    return ChannelPruning(removed, (before[0], count_params(classifier)), (before[1], count_macs(classifier, example_input)))
+
+
+def remove_latent_units(net: LatentClassifier, keep: Iterable[int]) -> list[int]:
+    """Remove the latent dimensions not in ``keep``: their rows of the mean (and log-variance) layer and their
+    columns of every layer that reads z (the head's first layer, the decoder's first layer if present).
+    Returns the removed dimensions (indices before the call)."""
+    keep = set(keep)
+    removed = [j for j in range(net.latent.mu.out_features) if j not in keep]
+    if len(removed) == net.latent.mu.out_features:
+        raise ValueError("remove_latent_units: keep at least one latent dimension")
+    if not removed:
+        return []
+    tp.prune_linear_out_channels(net.latent.mu, removed)
+    if getattr(net.latent, "logvar", None) is not None:
+        tp.prune_linear_out_channels(net.latent.logvar, removed)
+    tp.prune_linear_in_channels(net.head[0], removed)
+    if net.decoder is not None:
+        tp.prune_linear_in_channels(net.decoder.net[0], removed)
+    net.latent_dim = net.latent.mu.out_features
+    return removed
+
+
+def match_shapes(net: nn.Module, state_dict: Mapping[str, Tensor], prefix: str = "") -> list[str]:
+    """Resize every Conv2d/Linear of ``net`` in place to the shapes its weights have in ``state_dict`` (keys
+    ``prefix + path``), so that a checkpoint of a structurally pruned network loads into a freshly built one.
+    The new parameters are uninitialised; load the state_dict next. Returns the paths of the resized layers."""
+    resized = []
+    for name, m in net.named_modules():
+        if not isinstance(m, (nn.Conv2d, nn.Linear)) or f"{prefix}{name}.weight" not in state_dict:
+            continue
+        changed = False
+        for pname in ("weight", "bias"):
+            p, key = getattr(m, pname), f"{prefix}{name}.{pname}"
+            if p is not None and key in state_dict and state_dict[key].shape != p.shape:
+                setattr(m, pname, nn.Parameter(p.new_empty(state_dict[key].shape), requires_grad=p.requires_grad))
+                changed = True
+        if changed:
+            w = m.weight.shape
+            if isinstance(m, nn.Linear):
+                m.out_features, m.in_features = w[0], w[1]
+            else:
+                m.out_channels, m.in_channels = w[0], w[1] * m.groups
+            resized.append(name)
+    if isinstance(net, LatentClassifier):
+        net.latent_dim = net.latent.mu.out_features
+    return resized

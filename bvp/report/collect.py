@@ -1,0 +1,147 @@
+"""Reading a sweep: one ``Run`` per metrics.json (any status), the jobs of sweep.json that never started,
+and the grouping of finished runs by every identity key that varies across the sweep, seed aside."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bvp.io import read_json
+from bvp.sweep import SWEEP_FILE
+
+SEED = "seed"
+AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
+FIRST_KEYS = ("dataset", "model", "beta", "latent_dim")  # shown first in tables and labels, then the rest sorted
+INPUT_DIM = {"mnist": 784, "fashion_mnist": 784, "cifar10": 3072, "dsprites": 4096}  # C * H * W
+Key = tuple[Any, ...]  # the values of a list of identity keys
+
+
+class NoRuns(Exception):
+    """The folder holds no metrics.json and no sweep.json: not a sweep folder."""
+
+
+@dataclass
+class Run:
+    """One run folder's metrics.json: ``identity`` is the flat dict of dotted config keys (beta is None
+    for the CNN, which ignores it), ``metrics`` its numbers (NaN/inf restored from their JSON strings)."""
+
+    run_dir: str
+    status: str
+    error: str
+    identity: dict[str, Any]
+    metrics: dict[str, Any]
+    overrides: frozenset[str] = field(default_factory=frozenset)
+
+    def key(self, keys: list[str]) -> Key:
+        return tuple(self.identity.get(k) for k in keys)
+
+
+def _number(value: Any) -> Any:
+    """bvp.io writes non-finite floats as the strings 'nan', 'inf', '-inf'."""
+    return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
+
+
+def read_run(path: Path, sweep_dir: Path) -> Run:
+    """A Run from ``path`` (a metrics.json); runs written before ``identity`` existed fall back to ``run``.
+    A file that is not JSON is a run with status ``unreadable``, listed with the failed ones."""
+    try:
+        record = read_json(path) or {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        record = {"status": "unreadable", "error": f"metrics.json: {err}"}
+    identity = dict(record.get("identity") or record.get("run") or {})
+    if identity.get("model") == "cnn":
+        identity["beta"] = None
+    overrides_file = path.parent / ".hydra" / "overrides.yaml"
+    overrides = frozenset(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else frozenset()
+    return Run(
+        run_dir=str(path.parent.relative_to(sweep_dir)),
+        status=record.get("status", "unknown"),
+        error=record.get("error") or "",
+        identity=identity,
+        metrics={k: _number(v) for k, v in (record.get("metrics") or {}).items()},
+        overrides=overrides,
+    )
+
+
+def load_runs(sweep_dir: Path) -> list[Run]:
+    return [read_run(path, sweep_dir) for path in sorted(sweep_dir.rglob("metrics.json"))]
+
+
+def missing_jobs(sweep_dir: Path, runs: list[Run]) -> list[list[str]]:
+    """The override lists in sweep.json that no run folder was started with."""
+    expected = (read_json(sweep_dir / SWEEP_FILE) or {}).get("jobs", [])
+    present = {run.overrides for run in runs}
+    return [job for job in expected if frozenset(job) not in present]
+
+
+def done_runs(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """Finished runs, one per identity, and the repeats left out: a CNN swept once per beta is one run."""
+    seen: set[tuple[Any, ...]] = set()
+    kept, repeats = [], []
+    for run in runs:
+        if run.status != "done":
+            continue
+        identity = tuple(sorted(run.identity.items()))
+        (repeats if identity in seen else kept).append(run)
+        seen.add(identity)
+    return kept, repeats
+
+
+def _order(key: str) -> tuple[int, int, str]:
+    first = FIRST_KEYS.index(key) if key in FIRST_KEYS else len(FIRST_KEYS)
+    return first, key.startswith("pruning."), key
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """Identity keys with more than one value across ``runs`` (a key a run lacks counts as None), seed aside."""
+    values: dict[str, set[Any]] = defaultdict(set)
+    names = {k for run in runs for k in run.identity}
+    for run in runs:
+        for name in names:
+            values[name].add(run.identity.get(name))
+    return sorted((k for k, v in values.items() if len(v) > 1 and k != SEED), key=_order)
+
+
+def sortable(value: Any) -> tuple[bool, bool, Any]:
+    """Sort None last and strings apart from numbers, so mixed keys never compare str with float."""
+    return value is None, isinstance(value, str), 0 if value is None else value
+
+
+def group_runs(runs: list[Run], keys: list[str]) -> dict[Key, list[Run]]:
+    """Runs by their values of ``keys``, in sorted order; runs differing in any of them are never merged."""
+    out: dict[Key, list[Run]] = defaultdict(list)
+    for run in runs:
+        out[run.key(keys)].append(run)
+    return {k: out[k] for k in sorted(out, key=lambda key: tuple(map(sortable, key)))}
+
+
+def show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def label(keys: list[str], key: Key, empty: str = "all runs") -> str:
+    """``model=beta_vae beta=10 pruning.amount=0.9``: the config values, None (not applicable) left out."""
+    return " ".join(f"{k}={show(v)}" for k, v in zip(keys, key, strict=True) if v is not None) or empty
+
+
+def normalised_beta(identity: dict[str, Any]) -> float | None:
+    """beta · latent_dim / input_dim (Higgins et al. 2017, "beta-VAE", ICLR): beta per input dimension, so
+    betas are comparable across datasets of different sizes. None where beta does not apply (CNN)."""
+    beta = identity.get("beta")
+    if beta is None:
+        return None
+    dim = INPUT_DIM.get(identity.get("dataset", ""))
+    latent = identity.get("latent_dim")
+    return math.nan if dim is None or latent is None else float(beta) * float(latent) / dim
+
+
+def values(runs: list[Run], metric: str) -> np.ndarray:
+    """The finite-or-NaN float values of ``metric`` over ``runs`` that have it (NaN kept: a diverged run)."""
+    return np.array([float(r.metrics[metric]) for r in runs if isinstance(r.metrics.get(metric), (int, float))], dtype=float)

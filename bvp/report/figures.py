@@ -1,0 +1,71 @@
+"""The report's figures (matplotlib Figures, no pyplot state): accuracy against sparsity and the
+per-group accuracy box plots. Labels are the config values of the curves and groups."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from bvp.report.collect import Run, values
+from bvp.report.stats import sparsity_axis
+from bvp.report.tables import Curve
+
+TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+ACCURACIES = {"dense_test_acc": "#4c72b0", "pruned_test_acc": "#dd8452", "finetuned_test_acc": "#55a868"}
+
+
+def _panels(curves: list[Curve]) -> dict[str, list[Curve]]:
+    """One panel per dataset: accuracies of different datasets are not on one scale."""
+    out: dict[str, list[Curve]] = {}
+    for curve in curves:
+        out.setdefault(str(curve.key.get("dataset", "")), []).append(curve)
+    return out
+
+
+def curves_figure(curves: list[Curve]) -> Figure:
+    """Test accuracy after pruning (dashed, before fine-tuning) and after fine-tuning (solid) against the
+    achieved sparsity on x = log(1/(1-s)), mean and 95% t CI over seeds; dotted: the dense mean."""
+    panels = _panels(curves)
+    fig = Figure(figsize=(6.5 * len(panels), 4.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (dataset, members) in zip(axes, panels.items(), strict=True):
+        for i, curve in enumerate(members):
+            color = f"C{i % 10}"
+            x = sparsity_axis(curve.sparsity)
+            name = " ".join(part for part in curve.label.split() if not part.startswith("dataset=")) or curve.label
+            for points, style, alpha, suffix in ((curve.finetuned, "-", 0.2, "fine-tuned"), (curve.pruned, "--", 0.1, "pruned")):
+                mean, low, high = (np.array([p[k] for p in points]) for k in ("mean", "low", "high"))
+                ax.plot(x, mean, style, marker="o", ms=3, color=color, label=f"{name}: {suffix}")
+                ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
+            ax.axhline(curve.dense["mean"], color=color, ls=":", lw=1)
+        top = float(np.nanmax([c.sparsity.max() for c in members]))
+        ticks = [t for t in TICKS if t <= max(top, 0.5) + 1e-9]
+        ax.set_xticks(sparsity_axis(ticks), [f"{t:g}" for t in ticks])
+        ax.set_xlabel("achieved sparsity (axis: log 1/(1-s))")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{dataset + ': ' if dataset else ''}accuracy vs sparsity (dotted: dense)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_figure(title: str, groups: dict[str, list[Run]]) -> Figure:
+    """Box plots of dense / pruned / fine-tuned test accuracy per group, with every run as a dot."""
+    fig = Figure(figsize=(2.5 + 1.4 * len(groups), 5))
+    ax = fig.subplots()
+    for k, (metric, color) in enumerate(ACCURACIES.items()):
+        data = [values(rows, metric) for rows in groups.values()]
+        pos = [i + (k - 1) * 0.27 for i in range(len(groups))]
+        box = ax.boxplot(data, positions=pos, widths=0.22, patch_artist=True, manage_ticks=False)
+        for patch in box["boxes"]:
+            patch.set(facecolor=color, alpha=0.5)
+        for x, ys in zip(pos, data, strict=True):  # every run, so small groups stay visible
+            ax.scatter([x] * len(ys), ys, s=14, color=color, edgecolor="black", linewidth=0.5, zorder=3)
+        ax.plot([], [], color=color, lw=8, label=metric.removesuffix("_test_acc"))
+    ax.set_xticks(range(len(groups)), [name.replace(" ", "\n") for name in groups], fontsize=7)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{title}: test accuracy, dense / pruned / fine-tuned")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig

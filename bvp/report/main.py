@@ -1,0 +1,76 @@
+"""``bvp-report SWEEP_DIR``: collect the sweep, compute the tables and tests, write files and figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bvp.report import collect, figures, tables
+
+
+def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000) -> dict[str, Any]:
+    """Write every report file for ``sweep_dir`` into ``out_dir`` (default SWEEP_DIR/report); returns
+    where, how many runs were read / done / missing, the number of groups and the figure names.
+    Raises ``NoRuns`` for a path with neither metrics.json nor sweep.json under it."""
+    from torch.utils.tensorboard import SummaryWriter  # heavy: only when writing
+
+    if not sweep_dir.is_dir():
+        raise collect.NoRuns(f"{sweep_dir} is not a folder: give a sweep folder such as outputs/multirun/paper")
+    runs = collect.load_runs(sweep_dir)
+    missing = collect.missing_jobs(sweep_dir, runs)
+    if not runs and not missing:
+        raise collect.NoRuns(f"no metrics.json under {sweep_dir}: give a sweep folder such as outputs/multirun/paper")
+    out_dir = out_dir or sweep_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done, repeats = collect.done_runs(runs)
+    keys = collect.varying_keys(done)
+    groups = collect.group_runs(done, keys)
+    summary = tables.summary_rows(groups, keys, resamples)
+    tests = tables.stat_rows(groups, keys)
+    curves = tables.curves(groups, keys)
+    tables.write_csv(out_dir / "runs.csv", tables.run_rows(runs, collect.varying_keys(runs)))
+    tables.write_csv(out_dir / "summary.csv", summary)
+    tables.write_csv(out_dir / "stats.csv", tests, tables.STATS_COLUMNS)
+    tables.write_csv(out_dir / "endpoints.csv", [s for c in curves for s in c.seeds])
+    markdown = tables.markdown(sweep_dir.name, summary, keys, tests, curves, runs, repeats, missing)
+    (out_dir / "summary.md").write_text(markdown)
+
+    shown = {}
+    if curves:
+        shown["curves"] = figures.curves_figure(curves)
+    datasets = keys.index("dataset") if "dataset" in keys else None
+    for value in dict.fromkeys(key[datasets] if datasets is not None else None for key in groups):
+        mine = {collect.label(keys, k): rows for k, rows in groups.items() if datasets is None or k[datasets] == value}
+        shown[f"accuracy_{value}" if value else "accuracy"] = figures.accuracy_figure(str(value or sweep_dir.name), mine)
+    with SummaryWriter(str(out_dir / "tb")) as writer:
+        for name, fig in shown.items():
+            fig.savefig(out_dir / f"{name}.png", dpi=120)
+            writer.add_figure(f"report/{name}", fig, close=True)
+    return {
+        "out_dir": out_dir,
+        "runs": len(runs),
+        "done": len(done) + len(repeats),
+        "missing": len(missing),
+        "groups": len(groups),
+        "figures": sorted(shown),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bvp-report", description="Tables, tests and figures of a bvp sweep.")
+    parser.add_argument("sweep_dir", type=Path, help="a sweep folder, e.g. outputs/multirun/paper")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: SWEEP_DIR/report)")
+    parser.add_argument("--resamples", type=int, default=10_000, help="BCa bootstrap resamples (default 10000)")
+    args = parser.parse_args(argv)
+    if args.resamples < 100:
+        parser.error(f"--resamples={args.resamples}: give at least 100 (10000 for a final report)")
+    try:
+        result = report(args.sweep_dir, args.out, args.resamples)
+    except collect.NoRuns as err:
+        print(f"bvp-report: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"{result['runs']} runs ({result['done']} done, {result['missing']} missing) -> {result['out_dir']}")
+    print((result["out_dir"] / "summary.md").read_text())

@@ -1,0 +1,354 @@
+"""The report's tables: runs.csv rows, per-group summaries with t and BCa CIs, the tests of stats.csv
+(paired drops, beta vs beta=1, Beta-VAE vs CNN and their interaction, Holm-corrected together), the
+sparsity curves with their endpoints, and summary.md."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bvp.report import stats
+from bvp.report.collect import AXIS, SEED, Key, Run, group_runs, label, normalised_beta, show, values
+
+METRICS = (  # summarised per group, in this order, when present
+    "dense_val_acc",
+    "dense_test_acc",
+    "pruned_val_acc",
+    "pruned_test_acc",
+    "finetuned_val_acc",
+    "finetuned_test_acc",
+    "accuracy_drop",
+    "pruning_drop",
+    "sparsity",
+    "dense_active_units",
+    "dense_kl",
+    "active_units",
+    "kl",
+    "compression_ratio_full",
+    "compression_ratio",
+    "compression_ratio_bytes",
+)
+MARKDOWN_METRICS = (
+    "dense_test_acc",
+    "pruned_test_acc",
+    "finetuned_test_acc",
+    "accuracy_drop",
+    "pruning_drop",
+    "sparsity",
+    "compression_ratio",
+    "dense_active_units",
+    "dense_kl",
+)
+DROPS = {"accuracy_drop": "dense - fine-tuned", "pruning_drop": "dense - pruned"}  # paired: both from one run
+BETWEEN = ("dense_test_acc", "finetuned_test_acc")
+STATS_COLUMNS = ("comparison", "metric", "n1", "n2", "estimate", "ci_low", "ci_high", "method", "p", "p_holm", "effect_size")
+SMALL_N = 5  # below this a cell is marked: a CI from so few seeds is wide and the bootstrap's is unreliable
+MARK = "†"
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str] | None = None) -> None:
+    fields = list(fields or dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def num(value: Any) -> str:
+    """A number for summary.md: '-' for missing/NaN, 4 decimals below 10, else 4 significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
+
+
+def count(n: int) -> str:
+    return f"{n}{MARK}" if n < SMALL_N else str(n)
+
+
+# -- runs and groups -----------------------------------------------------------------------------------
+def run_rows(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
+    """runs.csv: every run, its varying keys, seed, normalised beta and every metric (lists as JSON)."""
+    out = []
+    for run in runs:
+        row = {"run_dir": run.run_dir, "status": run.status, "error": run.error}
+        row |= {k: run.identity.get(k) for k in keys}
+        row |= {SEED: run.identity.get(SEED), "beta_norm": normalised_beta(run.identity)}
+        row |= {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in run.metrics.items()}
+        out.append(row)
+    return out
+
+
+def describe(x: np.ndarray, resamples: int) -> dict[str, float]:
+    """n, mean, sample SD, 95% CI of the mean from the t distribution and from a BCa bootstrap."""
+    t_low, t_high = stats.t_ci(x)
+    bca_low, bca_high = stats.bootstrap_ci(x, resamples)
+    sd = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+    return dict(n=len(x), mean=stats.mean(x), std=sd, t_low=t_low, t_high=t_high, bca_low=bca_low, bca_high=bca_high)
+
+
+def summary_rows(groups: dict[Key, list[Run]], keys: list[str], resamples: int) -> list[dict[str, Any]]:
+    """summary.csv: one row per group, its keys and normalised beta, and for every metric present
+    ``<metric>_{n,mean,std,t_low,t_high,bca_low,bca_high}``."""
+    present = [m for m in METRICS if any(m in r.metrics for rows in groups.values() for r in rows)]
+    out = []
+    for key, rows in groups.items():
+        row: dict[str, Any] = {"group": label(keys, key), **dict(zip(keys, key, strict=True))}
+        row.setdefault("beta", rows[0].identity.get("beta"))  # shown beside beta_norm even where beta is not swept
+        row |= {"beta_norm": normalised_beta(rows[0].identity), "n": len(rows)}
+        for metric in present:
+            row |= {f"{metric}_{k}": v for k, v in describe(values(rows, metric), resamples).items()}
+        out.append(row)
+    return out
+
+
+# -- tests ---------------------------------------------------------------------------------------------
+def contrast(keys: list[str], a: Key, b: Key) -> str:
+    """``beta=10 vs beta=1 (dataset=mnist model=beta_vae)``: the keys that differ, then those shared."""
+    differ = [i for i in range(len(keys)) if a[i] != b[i]]
+    same = [i for i in range(len(keys)) if i not in differ]
+
+    def part(key: Key, idx: list[int]) -> str:
+        return label([keys[i] for i in idx], tuple(key[i] for i in idx), empty="")
+
+    shared = part(a, same)
+    return f"{part(a, differ)} vs {part(b, differ)}" + (f" ({shared})" if shared else "")
+
+
+def model_settings(groups: dict[Key, list[Run]], keys: list[str]) -> set[str]:
+    """``model.*`` keys with one value per model (model.cls_weight: 10 for the Beta-VAE, 1 for the CNN):
+    they come with the model, so a Beta-VAE vs CNN comparison matches on every key but these, model and
+    beta (the dataset and all other settings must be equal)."""
+    if "model" not in keys:
+        return set()
+    m = keys.index("model")
+    out = {"model", "beta"}
+    for i, k in enumerate(keys):
+        if not k.startswith("model."):
+            continue
+        per_model: dict[Any, set[Any]] = {}
+        for key in groups:
+            per_model.setdefault(key[m], set()).add(key[i])
+        if all(len(v) == 1 for v in per_model.values()):
+            out.add(k)
+    return out
+
+
+def _row(comparison: str, metric: str, test: stats.Test) -> dict[str, Any]:
+    return {"comparison": comparison, "metric": metric, **asdict(test)}
+
+
+def stat_rows(groups: dict[Key, list[Run]], keys: list[str]) -> list[dict[str, Any]]:
+    """stats.csv: every test of the report, p-values Holm-corrected together (``p_holm``).
+
+    - paired drop, per group: the per-run drops (dense - fine-tuned, dense - pruned), one-sample t and
+      Wilcoxon signed-rank;
+    - beta vs beta=1, same other keys: Welch on dense and fine-tuned accuracy and on both drops;
+    - Beta-VAE vs CNN, same dataset and other keys: Welch on dense and fine-tuned accuracy; on the drops
+      it is the interaction (does pruning cost the Beta-VAE more or less than the CNN).
+    """
+    out = []
+    for key, runs in groups.items():
+        for metric, what in DROPS.items():
+            d = values(runs, metric)
+            if len(d):
+                name = f"paired drop, {what}: {label(keys, key)}"
+                out += [_row(name, metric, stats.paired_t(d)), _row(name, metric, stats.wilcoxon_signed_rank(d))]
+    if "beta" in keys:
+        b = keys.index("beta")
+        for key, runs in groups.items():
+            ref_key = tuple(1 if i == b else v for i, v in enumerate(key))
+            if key[b] is None or key[b] == 1 or ref_key not in groups:
+                continue
+            for metric in (*BETWEEN, *DROPS):
+                a, r = values(runs, metric), values(groups[ref_key], metric)
+                if len(a) and len(r):
+                    out.append(_row(contrast(keys, key, ref_key), metric, stats.welch(a, r)))
+    if "model" in keys:
+        m, ignored = keys.index("model"), model_settings(groups, keys)
+        matched = [i for i, k in enumerate(keys) if k not in ignored]
+        cnns = {tuple(key[i] for i in matched): key for key in groups if key[m] == "cnn"}
+        for key, runs in groups.items():
+            cnn = cnns.get(tuple(key[i] for i in matched))
+            if key[m] != "beta_vae" or cnn is None:
+                continue
+            for metric in (*BETWEEN, *DROPS):
+                a, c = values(runs, metric), values(groups[cnn], metric)
+                kind = "interaction: " if metric in DROPS else ""
+                if len(a) and len(c):
+                    out.append(_row(kind + contrast(keys, key, cnn), metric, stats.welch(a, c)))
+    for row, p_holm in zip(out, stats.holm([r["p"] for r in out]), strict=True):
+        row["p_holm"] = float(p_holm)
+    return [{c: row[c] for c in STATS_COLUMNS} for row in out]
+
+
+# -- curves --------------------------------------------------------------------------------------------
+@dataclass
+class Curve:
+    """Accuracy against achieved sparsity for one setting of every varying key but ``pruning.amount``:
+    per point (one per amount, ascending sparsity) the mean and t CI over seeds."""
+
+    label: str
+    key: dict[str, Any]
+    sparsity: np.ndarray
+    pruned: list[dict[str, float]]
+    finetuned: list[dict[str, float]]
+    dense: dict[str, float]
+    endpoints: dict[str, float]
+    seeds: list[dict[str, Any]]
+
+
+def _mean_ci(x: np.ndarray) -> dict[str, float]:
+    low, high = stats.t_ci(x)
+    return {"n": len(x), "mean": stats.mean(x), "low": low, "high": high}
+
+
+def curves(groups: dict[Key, list[Run]], keys: list[str]) -> list[Curve]:
+    """One curve per setting of the keys other than pruning.amount, from the runs that report a
+    sparsity and a fine-tuned accuracy; the dense reference is the mean over seeds of each seed's dense
+    accuracy; endpoints for the mean curve and for each seed's own curve."""
+    curve_keys = [k for k in keys if k != AXIS]
+    runs = [r for rows in groups.values() for r in rows if "sparsity" in r.metrics and "finetuned_test_acc" in r.metrics]
+    out = []
+    for ckey, members in group_runs(runs, curve_keys).items():
+        points = list(group_runs(members, [AXIS]).values())
+        points.sort(key=lambda rows: stats.mean(values(rows, "sparsity")))
+        sparsity = np.array([stats.mean(values(rows, "sparsity")) for rows in points])
+        finetuned = [_mean_ci(values(rows, "finetuned_test_acc")) for rows in points]
+        seeds = []
+        for seed, rows in group_runs(members, [SEED]).items():
+            dense = stats.mean(values(rows, "dense_test_acc"))
+            ends = stats.curve_endpoints(values(rows, "sparsity"), values(rows, "finetuned_test_acc"), dense)
+            seeds.append({**dict(zip(curve_keys, ckey, strict=True)), SEED: seed[0], "points": len(rows), "dense": dense, **ends})
+        dense = _mean_ci(np.array([s["dense"] for s in seeds]))
+        out.append(
+            Curve(
+                label=label(curve_keys, ckey),
+                key=dict(zip(curve_keys, ckey, strict=True)),
+                sparsity=sparsity,
+                pruned=[_mean_ci(values(rows, "pruned_test_acc")) for rows in points],
+                finetuned=finetuned,
+                dense=dense,
+                endpoints=stats.curve_endpoints(sparsity, [p["mean"] for p in finetuned], dense["mean"]),
+                seeds=seeds,
+            )
+        )
+    return out
+
+
+# -- summary.md ----------------------------------------------------------------------------------------
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _ci(low: float, high: float) -> str:
+    return "-" if math.isnan(low) else f"[{num(low)}, {num(high)}]"
+
+
+def _seed_mean(seeds: list[dict[str, Any]], name: str) -> str:
+    x = np.array([s[name] for s in seeds], dtype=float)
+    x = x[~np.isnan(x)]
+    return f"{num(stats.mean(x))} {_ci(*stats.t_ci(x))} n={count(len(x))}"
+
+
+def markdown(
+    title: str,
+    summary: list[dict[str, Any]],
+    keys: list[str],
+    tests: list[dict[str, Any]],
+    curve_list: list[Curve],
+    runs: list[Run],
+    repeats: list[Run],
+    missing: list[list[str]],
+) -> str:
+    """summary.md: counts, per-metric group tables, curve endpoints, the tests, and every run that is
+    not counted (failed or unfinished, repeated, never started)."""
+    columns = list(keys)
+    if any(r["beta_norm"] is not None for r in summary):
+        columns += [] if "beta" in columns else ["beta"]
+        columns.insert(columns.index("beta") + 1, "beta_norm")
+    done = sum(r.status == "done" for r in runs)
+    lines = [
+        f"# Sweep summary: {title}",
+        "",
+        f"{len(runs)} run folders: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or unfinished; "
+        f"{len(missing)} jobs of sweep.json never started.",
+        "",
+        "Groups: every identity key that varies across the done runs, seed aside (seeds are the replicates): "
+        + (", ".join(f"`{k}`" for k in keys) or "none")
+        + ". beta_norm = beta · latent_dim / input_dim (Higgins et al. 2017); beta does not apply to the CNN.",
+        f"Cells: mean, 95% CI from the t distribution and from a BCa bootstrap of the mean, n runs; {MARK}: n < {SMALL_N}. "
+        "Accuracies, drops and sparsity are fractions (0.01 = 1 point). With few seeds read the t CI: on normal data at "
+        "n = 5 it covers 95%, the BCa only about 84% (python -m bvp.report.coverage).",
+    ]
+    for metric in MARKDOWN_METRICS:
+        if f"{metric}_n" not in (summary[0] if summary else {}):
+            continue
+        rows = [
+            [num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-" for c in columns]
+            + [count(r[f"{metric}_n"]), num(r[f"{metric}_mean"]), _ci(r[f"{metric}_t_low"], r[f"{metric}_t_high"])]
+            + [_ci(r[f"{metric}_bca_low"], r[f"{metric}_bca_high"])]
+            for r in summary
+        ]
+        lines += ["", f"## {metric}", "", *_table([*columns, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)]
+    if curve_list:
+        lines += [
+            "",
+            "## Sparsity curves",
+            "",
+            "Fine-tuned test accuracy against achieved sparsity, one curve per setting of every key but `pruning.amount`. "
+            "tolerated: the highest sparsity whose accuracy stays within 1 point of dense, interpolated on x = log(1/(1-s)) "
+            "(every point within: the highest measured). AUC: area under accuracy over x, divided by the x range (a mean "
+            "accuracy). 'mean curve' is computed on the mean over seeds; 'per seed' is the mean and t CI of each seed's own.",
+            "",
+        ]
+        rows = [
+            [
+                c.label,
+                count(c.dense["n"]),
+                f"{num(c.dense['mean'])} {_ci(c.dense['low'], c.dense['high'])}",
+                num(c.endpoints["tolerated_sparsity"]),
+                _seed_mean(c.seeds, "tolerated_sparsity"),
+                num(c.endpoints["auc"]),
+                _seed_mean(c.seeds, "auc"),
+            ]
+            for c in curve_list
+        ]
+        header = ["curve", "seeds", "dense [t CI]", "tolerated (mean curve)", "tolerated (per seed)", "AUC (mean curve)"]
+        lines += _table([*header, "AUC (per seed)"], rows)
+    lines += [
+        "",
+        f"## Tests ({len(tests)}, Holm-corrected together)",
+        "",
+        "Estimates and CIs in the metric's units. Paired drops: n1 = n2 = runs. p_holm: Holm's step-down over every p "
+        "of this table. Wilcoxon's smallest two-sided p is 2/2^n (0.0625 at n = 5); its 95% CI needs n >= 6.",
+        "",
+    ]
+    rows = [
+        [
+            *(t["comparison"], t["metric"], count(t["n1"]), count(t["n2"])),
+            *(num(t["estimate"]), num(t["ci_low"]), num(t["ci_high"]), t["method"]),
+            *(_p(t["p"]), _p(t["p_holm"]), num(t["effect_size"])),
+        ]
+        for t in tests
+    ]
+    lines += _table(STATS_COLUMNS, rows) if rows else ["none"]
+    failed = [r for r in runs if r.status != "done"]
+    lines += ["", f"## Failed or unfinished runs ({len(failed)})", ""]
+    lines += [f"- `{r.run_dir}`: {r.status}: {(r.error or 'no error recorded').splitlines()[0]}" for r in failed] or ["none"]
+    lines += ["", f"## Repeated runs not counted ({len(repeats)})", ""]
+    lines += [f"- `{r.run_dir}`: same identity as a counted run" for r in repeats] or ["none"]
+    lines += ["", f"## Missing runs ({len(missing)})", ""]
+    lines += [f"- {' '.join(job)}" for job in missing] or ["none"]
+    return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+    return "-" if math.isnan(p) else f"{p:.3g}"
