@@ -14,10 +14,12 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from bvp.config import Rules
+from bvp.evaluation.disentanglement import latent_traversal
 from bvp.evaluation.latent import LatentKL, active_units
 from bvp.losses import LIKELIHOODS, TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
 from bvp.models import LatentClassifier, Output
 from bvp.pruning.objectives import Objective
+from bvp.pruning.structured import match_shapes
 
 Batch = tuple[Tensor, Tensor]
 
@@ -69,7 +71,8 @@ class ClassifModule(L.LightningModule):
         self.train_terms, self.val_terms, self.test_terms = TermMeans(), TermMeans(), TermMeans()
         self.val_kl = LatentKL(net.latent_dim)
         self.register_buffer("bad_loss", torch.zeros((), dtype=torch.bool), persistent=False)
-        self._images: Tensor | None = None
+        self._images: Tensor | None = None  # inputs and reconstructions of the first validation batch
+        self._traversal: Tensor | None = None  # each latent dimension swept over +-3 around its first image's code
         self.epoch_seconds: list[float] = []  # wall time of each training epoch (validation included)
         self._epoch_start = 0.0
 
@@ -128,6 +131,7 @@ class ClassifModule(L.LightningModule):
             x = batch[0][: self.num_images]
             recon = out.recon[: self.num_images]
             self._images = torch.cat([x, torch.sigmoid(recon) if self.recon == "bernoulli" else recon])
+            self._traversal = latent_traversal(self.net, x[0], likelihood=self.recon)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
@@ -154,6 +158,7 @@ class ClassifModule(L.LightningModule):
         if self._images is not None and self.logger is not None and not self.trainer.sanity_checking:
             grid = torchvision.utils.make_grid(self._images, nrow=self.num_images, normalize=True, scale_each=True)
             self.logger.experiment.add_image("val/reconstruction", grid, self.global_step)
+            self.logger.experiment.add_image("val/latent_traversal", self._traversal, self.global_step)
         self._images = None
 
     def check_finite(self) -> None:
@@ -189,9 +194,16 @@ class ClassifModule(L.LightningModule):
             "use_kl": self.use_kl,
         }
 
+    def latent_resized(self) -> None:
+        """Latent dimensions were removed (``pruning.latent_units``): size the per-dimension KL metric to match."""
+        self.val_kl = LatentKL(self.net.latent_dim).to(self.device)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Drop what the checkpoint no longer has (decoder, log-variance) before its weights are loaded."""
+        """Before its weights are loaded: drop what the checkpoint no longer has (decoder, log-variance) and give
+        every layer the checkpoint's shapes (structured pruning or removed latent units made them smaller)."""
         state = checkpoint.get("bvp", {})
         if state.get("finetuning"):
             self.net.strip(keep_decoder=state["decoder"], keep_logvar=state["logvar"])
             self.use_kl, self.finetuning, self.objective = state["use_kl"], True, state["objective"]
+        if match_shapes(self.net, checkpoint["state_dict"], prefix="net."):
+            self.latent_resized()

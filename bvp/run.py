@@ -7,6 +7,7 @@ and one holding ``checkpoints/last.ckpt`` is resumed, so re-running a sweep fini
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import statistics
@@ -23,6 +24,7 @@ from bvp.console import quiet
 from bvp.dashboard import final_line, log_run_summary
 from bvp.evaluation.accuracy import accuracy, eval_batches
 from bvp.evaluation.compression import compression_figures, count_params
+from bvp.evaluation.cost import deploy_cost, exported_bytes
 from bvp.evaluation.measure import snapshot
 from bvp.export import export_classifier
 from bvp.identity import dense_identity, run_identity
@@ -77,6 +79,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     if pruning_enabled(cfg):
         pruner = parts.make("pruning")
         callbacks.append(pruner)
+        if pruner is not None and module is not None:  # settings that depend on the network's shape
+            parts.errors += pruner.check_against(module.net)
         max_epochs = pruner.max_epochs if pruner is not None else max_epochs
     logger = (parts.make("logger") if cfg.get("logger") else None) or False
     devices = parts.run(assign_job_resources, cfg)
@@ -128,6 +132,7 @@ def fit_and_measure(
 ) -> dict[str, Any]:
     dm, module, trainer, ckpt = parts
     full_params = count_params(module.net)
+    dense_net = copy.deepcopy(module.net)  # the architecture before any pruning (a resumed run loads its weights later)
     pruner = pruner_of(trainer)
     ckpt = start_point(cfg, pruner, ckpt)
     if ckpt:
@@ -144,7 +149,7 @@ def fit_and_measure(
 
     metrics: dict[str, Any] = {}
     final = snapshot(module.net, dm)  # the same batches as the dense and pruned measurements
-    record: dict[str, Any] = {}
+    record: dict[str, Any] = {"dataset_source": getattr(dm, "source", None) or dm.name}  # dSprites: official or procedural
     if pruner is None:
         metrics |= {f"dense_{k}": v for k, v in final.items()}
     else:
@@ -159,11 +164,15 @@ def fit_and_measure(
         metrics["pruning_drop"] = metrics["dense_test_acc"] - metrics["pruned_test_acc"]
     metrics |= final  # latent statistics of the final model, where it still has them
     classifier = module.net.classifier()
-    metrics.update(compression_figures(full_params, classifier, count_params(classifier)))
+    dense_classifier = dense_net.classifier()
+    metrics.update(compression_figures(full_params, classifier, count_params(dense_classifier)))
+    metrics |= deploy_cost(dense_classifier, classifier, dm.shape, cuda=module.device.type == "cuda")
     x_test, _ = next(eval_batches(dm, "test"))
     artifacts = export_classifier(classifier, x_test[:2], out_dir)
     exported = torch.export.load(artifacts["exported"]).module()
     metrics["exported_test_acc"] = accuracy(exported, eval_batches(dm, "test", device="cpu"))
+    metrics["pruned_export_bytes"] = os.path.getsize(artifacts["exported"])
+    metrics["dense_export_bytes"] = exported_bytes(dense_classifier, dm.shape)["exported_bytes"]
     epochs = module.epoch_seconds
     record["timing"] = {
         "fit_seconds": fit_seconds,

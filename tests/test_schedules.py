@@ -1,16 +1,13 @@
-"""Gradual pruning: Zhu & Gupta's cubic schedule, per-step amounts that compound to it, and the window check."""
+"""Gradual pruning: Zhu & Gupta's cubic schedule and per-step counts that compound to it exactly."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelPruning
 from torch.nn.utils import prune
 
 from bvp.models import BetaVAEClassif
-from bvp.pruning.schedules import CubicSchedule, check_gradual_args, step_amount, step_count
+from bvp.pruning.schedules import CubicSchedule, step_count
 from bvp.pruning.scope import SCOPES, scope_parameters, sparsity_report
 from bvp.pruning.structured import channel_counts, channel_sparsity, kept, prune_channels
 
@@ -29,11 +26,6 @@ def test_cubic_schedule_follows_zhu_and_gupta() -> None:
     assert SCHEDULE.targets()[0] == 0 and SCHEDULE.targets()[-1] == pytest.approx(0.8)
     assert SCHEDULE.end_epoch == 11
     assert [SCHEDULE.step_at(e) for e in range(1, 14)] == [None, None, 0, None, 1, None, 2, None, 3, None, 4, None, None]
-    # ModelPruning's callable amount gets Lightning's 0-based epoch: the step of epoch 5 (1-based) is at current_epoch 4
-    amounts = [SCHEDULE.amount(e) for e in range(13)]
-    assert [e for e, a in enumerate(amounts) if a > 0] == [4, 6, 8, 10]
-    assert amounts[4] == pytest.approx(expected[1])
-    assert amounts[6] == pytest.approx(1 - (1 - expected[2]) / (1 - expected[1]))
     assert CubicSchedule(final=0.5, start_epoch=1, steps=2, initial=0.2).targets() == pytest.approx([0.2, 0.4625, 0.5])
 
 
@@ -50,25 +42,6 @@ def test_global_unstructured_prunes_among_the_remaining_weights() -> None:
     assert all(bool((getattr(m, f"{n}_mask") <= old).all()) for (m, n), old in zip(params, first, strict=True))
 
 
-def test_modelpruning_with_the_schedule_logs_the_formula_at_every_step() -> None:
-    """Lightning's ModelPruning with the schedule's callable amount, as the callback runs it each epoch end."""
-    net = small()
-    params = scope_parameters(net, list(SCOPES), ["weight"])
-    total = sum(getattr(m, n).numel() for m, n in params)
-    pruner = ModelPruning(
-        "l1_unstructured", amount=SCHEDULE.amount, use_global_unstructured=True, use_lottery_ticket_hypothesis=False, verbose=0
-    )
-    pruner._parameters_to_prune = params
-    logged = {}
-    for epoch in range(SCHEDULE.end_epoch + 2):
-        pruner._run_pruning(epoch)
-        if (k := SCHEDULE.step_at(epoch + 1)) is not None:
-            logged[k] = sparsity_report(net, params)["overall"]
-    # each fraction rounds to the nearest weight of what remains, so the error after step k is at most k/2 weights
-    assert all(abs(logged[k] - s) * total <= k / 2 for k, s in enumerate(SCHEDULE.targets()))
-    assert sparsity_report(net, params)["overall"] == logged[SCHEDULE.steps]  # nothing pruned after the window
-
-
 def test_step_count_hits_the_formula_to_the_nearest_weight() -> None:
     net = small()
     params = scope_parameters(net, list(SCOPES), ["weight"])
@@ -80,14 +53,6 @@ def test_step_count_hits_the_formula_to_the_nearest_weight() -> None:
         assert round(sparsity_report(net, params)["overall"] * total) == round(s * total)
 
 
-def test_step_amount_compounds_to_the_schedule() -> None:
-    targets = SCHEDULE.targets()
-    left = 1.0
-    for prev, s in itertools.pairwise(targets):
-        left *= 1 - step_amount(s, prev)
-        assert 1 - left == pytest.approx(s)
-
-
 def test_gradual_structured_pruning_follows_the_schedule_per_layer() -> None:
     net = small()
     dense, x = channel_counts(net), torch.randn(2, 1, 28, 28)
@@ -96,17 +61,3 @@ def test_gradual_structured_pruning_follows_the_schedule_per_layer() -> None:
         prune_channels(net, s, x, dense=dense)
         assert channel_counts(net) == {name: kept(n, s) for name, n in dense.items()}
         assert abs(channel_sparsity(net, dense) - s) <= len(dense) * 0.5 / sum(dense.values())
-
-
-def test_window_that_ends_after_the_last_epoch_is_refused() -> None:
-    good = {"start_epoch": 20, "steps": 5, "step_epochs": 2}
-    assert check_gradual_args(good, 30) == []
-    assert check_gradual_args(good, 29) == [
-        "pruning.start_epoch=20: the window ends at epoch start_epoch + steps * step_epochs = 30, after the last epoch 29; "
-        "write pruning.start_epoch=19 or less"
-    ]
-    assert check_gradual_args(good | {"start_epoch": 19}, 29) == []
-    too_long = check_gradual_args({"start_epoch": 1, "steps": 10, "step_epochs": 3}, 20)
-    assert len(too_long) == 1 and too_long[0].endswith("write pruning.steps * pruning.step_epochs <= 19")
-    bad = check_gradual_args({"start_epoch": 0, "steps": 2.5, "step_epochs": True}, 30)
-    assert [e.split("=")[0] for e in bad] == ["pruning.start_epoch", "pruning.steps", "pruning.step_epochs"]

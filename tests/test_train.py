@@ -78,3 +78,16 @@ def test_nan_loss_stops_the_run_and_records_failure(make_cfg, tmp_path: Path, mo
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "failed" and "FloatingPointError" in record["error"]
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # no NaN checkpoint saved
+
+
+def test_dsprites_run_trains_prunes_and_records_disentanglement(make_cfg, tmp_path: Path) -> None:
+    sizes = ("dataset.train_size=256", "dataset.val_size=64", "dataset.test_size=200", "dataset.source=procedural")
+    record = train(make_cfg("dataset=dsprites", *sizes, "epochs=1"))
+    metrics = record["metrics"]
+    assert record["status"] == "done" and record["dataset_source"].startswith("procedural")
+    for stage in ("dense_", ""):  # at the branch point and at the end
+        assert 0.0 <= metrics[f"{stage}mig"] <= 1.0 and 0.0 <= metrics[f"{stage}label_mig"] <= 1.0
+        assert len(metrics[f"{stage}label_info_dims"]) == 4 and 0 <= metrics[f"{stage}active_units_cov"] <= 4
+    assert "kl" not in metrics and "dense_kl" in metrics  # ce fine-tuning drops the log-variance layer
+    acc, _ = scalars(tmp_path / "run")
+    assert "val/latent_traversal" in acc.Tags()["images"]

@@ -27,7 +27,7 @@ from bvp.evaluation.compression import count_nonzero, count_params
 from bvp.export import export_classifier
 
 BATCHES = (1, 256)
-REPEATS = {1: 200, 256: 15}  # timed calls per batch size: about 1 s per model at the default MNIST sizes
+REPEATS = {1: 200, 256: 20}  # timed calls per model and batch size: about 1 s per model at the default MNIST sizes
 WARMUP = 5
 
 
@@ -44,46 +44,51 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def latency_ms(
-    model: nn.Module, batch_size: int, in_shape: Sequence[int], repeats: int, device: str | torch.device = "cpu"
-) -> float:
-    """Median wall time (ms) of one forward pass on a batch of random inputs, after ``WARMUP`` calls, in
-    inference mode, on a copy of ``model`` in eval mode on ``device`` (the CPU by default)."""
+def latencies_ms(
+    models: Sequence[nn.Module], batch_size: int, in_shape: Sequence[int], repeats: int, device: str | torch.device = "cpu"
+) -> list[float]:
+    """Median wall time (ms) of one forward pass of each model on a batch of random inputs, after ``WARMUP``
+    calls, in inference mode, on copies in eval mode on ``device`` (the CPU by default). The models take turns
+    call by call, so that a load change on a shared machine slows them all alike and their ratios hold."""
     device = torch.device(device)
-    model = copy.deepcopy(model).to(device).eval()
+    copies = [copy.deepcopy(m).to(device).eval() for m in models]
     x = torch.randn(batch_size, *in_shape, device=device)
-    times = []
+    times: list[list[float]] = [[] for _ in copies]
     with torch.inference_mode():
         for _ in range(WARMUP):
-            model(x)
+            for model in copies:
+                model(x)
         for _ in range(repeats):
-            sync(device)
-            start = time.perf_counter()
-            model(x)
-            sync(device)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+            for model, t in zip(copies, times, strict=True):
+                sync(device)
+                start = time.perf_counter()
+                model(x)
+                sync(device)
+                t.append(time.perf_counter() - start)
+    return [1000 * statistics.median(t) for t in times]
 
 
-def model_cost(model: nn.Module, in_shape: Sequence[int], cuda: bool = False) -> dict[str, float]:
-    """Parameters as stored, nonzero parameters, MACs per sample and latency at each of ``BATCHES`` (CPU,
-    and the GPU too with ``cuda``) of one deployed classifier."""
-    example = torch.zeros(1, *in_shape, device=next(model.parameters()).device)
-    cost: dict[str, float] = {"params": count_params(model), "nonzero": count_nonzero(model)}
-    cost["macs"] = count_macs(model, example)
+def models_cost(models: Sequence[nn.Module], in_shape: Sequence[int], cuda: bool = False) -> list[dict[str, float]]:
+    """For each deployed classifier: parameters as stored, nonzero parameters, MACs per sample and latency at
+    each of ``BATCHES`` (CPU, and the GPU too with ``cuda``)."""
+    costs = []
+    for model in models:
+        example = torch.zeros(1, *in_shape, device=next(model.parameters()).device)
+        costs.append({"params": count_params(model), "nonzero": count_nonzero(model), "macs": count_macs(model, example)})
     for b in BATCHES:
-        cost[f"latency_ms_b{b}"] = latency_ms(model, b, in_shape, REPEATS[b])
-        if cuda:
-            cost[f"latency_ms_b{b}_cuda"] = latency_ms(model, b, in_shape, REPEATS[b], "cuda")
-    return cost
+        for device in ("cpu", "cuda") if cuda else ("cpu",):
+            suffix = "_cuda" if device == "cuda" else ""
+            for cost, ms in zip(costs, latencies_ms(models, b, in_shape, REPEATS[b], device), strict=True):
+                cost[f"latency_ms_b{b}{suffix}"] = ms
+    return costs
 
 
 def deploy_cost(dense: nn.Module, pruned: nn.Module, in_shape: Sequence[int], cuda: bool = False) -> dict[str, float]:
-    """``dense_*`` and ``pruned_*`` figures of ``model_cost`` (dense_params, pruned_params, dense_macs, ...,
+    """``dense_*`` and ``pruned_*`` figures of ``models_cost`` (dense_params, pruned_params, dense_macs, ...,
     pruned_latency_ms_b256) and ``latency_threads``, the CPU threads the latencies were measured with."""
     out: dict[str, float] = {}
-    for tag, model in (("dense", dense), ("pruned", pruned)):
-        out |= {f"{tag}_{k}": v for k, v in model_cost(model, in_shape, cuda).items()}
+    for tag, cost in zip(("dense", "pruned"), models_cost([dense, pruned], in_shape, cuda), strict=True):
+        out |= {f"{tag}_{k}": v for k, v in cost.items()}
     return out | {"latency_threads": torch.get_num_threads()}
 
 
@@ -123,10 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     structured = copy.deepcopy(net)
     prune_channels(structured, args.amount, torch.zeros(2, *data.shape))
 
-    rows = {}
-    for label, model in (("dense", net), ("unstructured", unstructured), ("structured", structured)):
-        classifier = model.classifier()
-        rows[label] = model_cost(classifier, data.shape) | exported_bytes(classifier, data.shape)
+    classifiers = {"dense": net.classifier(), "unstructured": unstructured.classifier(), "structured": structured.classifier()}
+    costs = models_cost(list(classifiers.values()), data.shape)
+    rows = {label: cost | exported_bytes(m, data.shape) for (label, m), cost in zip(classifiers.items(), costs, strict=True)}
     columns = list(rows["dense"])
     print(f"{args.dataset}, amount={args.amount}, {torch.get_num_threads()} CPU threads; in brackets: ratio to dense")
     print(f"{'':>13}" + "".join(f"{c:>28}" for c in columns))

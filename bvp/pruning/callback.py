@@ -1,4 +1,8 @@
-"""Branch from the dense model and prune once, at the end of epoch ``prune_epoch``, with Lightning's ModelPruning.
+"""Branch from the dense model at the end of epoch ``prune_epoch`` and prune: once, or gradually.
+
+``structure=weights`` zeroes weights by global L1 magnitude with Lightning's ModelPruning; ``structure=channels``
+removes whole channels and neurons (``bvp.pruning.structured``, on Torch-Pruning), so the network gets smaller.
+``steps`` > 0 spreads the pruning over a window along Zhu & Gupta's cubic schedule (``bvp.pruning.schedules``).
 
 Reuses ModelPruning's machinery (pruning_fn, global unstructured pruning, make_pruning_permanent, mask*orig
 checkpoints) and fixes its traps for this study: no lottery-ticket reset, prune exactly once, an explicit scope
@@ -18,17 +22,27 @@ import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import ModelPruning
 from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
 from torch.nn.utils import prune
 
+from bvp.evaluation.accuracy import eval_batches
+from bvp.evaluation.compression import count_params
+from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
 from bvp.evaluation.measure import snapshot
+from bvp.losses import kl_per_dim
 from bvp.pruning.branch import DenseCache
 from bvp.pruning.objectives import OBJECTIVES
+from bvp.pruning.schedules import CubicSchedule, step_count
 from bvp.pruning.scope import SCOPES, scope_parameters, sparsity_report
+from bvp.pruning.structured import channel_counts, channel_sparsity, check_channel_amount, prune_channels, remove_latent_units
 
 if TYPE_CHECKING:
     from bvp.module import ClassifModule
 
 PRUNING_FNS = ("l1_unstructured", "random_unstructured")  # ModelPruning's unstructured methods usable globally
+STRUCTURES = ("weights", "channels")  # zero single weights (unstructured) | remove whole channels/neurons
+NORMS = ("l1", "l2")
+LATENT_UNITS = ("keep", "inactive")
 
 
 class DecoderStripPruning(ModelPruning):
@@ -44,7 +58,16 @@ class DecoderStripPruning(ModelPruning):
         prune_bias: bool = False,
         finetune_loss: str = "ce",
         pruning_fn: str = "l1_unstructured",
+        structure: str = "weights",
+        norm: str = "l1",
+        latent_units: str = "keep",
+        steps: int = 0,
+        step_epochs: int = 1,
     ) -> None:
+        """``amount``: the final fraction of the scoped weights (``structure=weights``) or of each layer's
+        channels/neurons (``structure=channels``). ``steps`` > 0: reach it in that many steps, ``step_epochs``
+        apart, after the branch point (gradual pruning); 0: at once. ``latent_units=inactive``: also remove the
+        latent dimensions whose KL on the dense model is below the active-unit threshold."""
         super().__init__(
             pruning_fn=pruning_fn,
             amount=amount,
@@ -57,13 +80,29 @@ class DecoderStripPruning(ModelPruning):
         )
         self.prune_epoch, self.finetune_epochs = prune_epoch, finetune_epochs
         self.scope, self.objective = list(scope), OBJECTIVES[finetune_loss]
+        self.structure, self.norm, self.latent_units = structure, norm, latent_units
+        self.schedule = CubicSchedule(amount, prune_epoch, steps, step_epochs) if steps else None
         self.results: dict[str, Any] = {}
         self.dense_cache: DenseCache | None = None  # set by bvp.run: where the dense model is shared
         self.dense_source: dict[str, Any] | None = None  # where this run's dense weights came from
 
     @property
     def max_epochs(self) -> int:
-        return self.prune_epoch + self.finetune_epochs
+        """The branch point, the gradual window after it, then fine-tuning."""
+        window = self.schedule.end_epoch - self.prune_epoch if self.schedule else 0
+        return self.prune_epoch + window + self.finetune_epochs
+
+    def check_against(self, net: nn.Module) -> list[str]:
+        """Errors ('key=value: what to write instead') that depend on the network, before any training."""
+        errors = []
+        if self.structure == "channels":
+            errors += check_channel_amount(channel_counts(net), self.amount)
+        if self.latent_units == "inactive" and not net.variational:
+            errors.append(
+                "pruning.latent_units='inactive': a deterministic latent (model=cnn) has no KL per dimension to find "
+                "inactive units; write pruning.latent_units=keep"
+            )
+        return errors
 
     @property
     def pruned(self) -> bool:
@@ -84,27 +123,80 @@ class DecoderStripPruning(ModelPruning):
             self.branch(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: ClassifModule) -> None:
-        if pl_module.current_epoch == self.prune_epoch - 1 and not self.pruned:
+        epoch = pl_module.current_epoch + 1  # 1-based, as prune_epoch: the step happens at the end of that epoch
+        if epoch == self.prune_epoch and not self.pruned:
             self.branch(trainer, pl_module)
+        elif self.schedule is not None and self.pruned and (self.schedule.step_at(epoch) or 0) > self.results["step"]:
+            self.prune_step(trainer, pl_module, self.schedule.step_at(epoch))
 
     def branch(self, trainer: L.Trainer, pl_module: ClassifModule) -> None:
-        """The prune step: share the dense model, measure it, enter the fine-tune objective, prune, measure."""
+        """The branch point: share the dense model, measure it, enter the fine-tune objective, remove inactive
+        latent units if asked, and prune (all of ``amount``, or the schedule's step 0)."""
         self._share_dense(trainer)
-        dm = trainer.datamodule
-        self.results |= {f"dense_{k}": v for k, v in snapshot(pl_module.net, dm).items()}
+        dm, net = trainer.datamodule, pl_module.net
+        self.results |= {f"dense_{k}": v for k, v in snapshot(net, dm).items()}
+        self.results["dense_channels"] = channel_counts(net)
+        self.results["dense_classifier_params"] = count_params(net.classifier())
+        inactive = self._inactive_units(net, dm) if self.latent_units == "inactive" else None
         pl_module.enter_finetune(self.objective)
-        # global_unstructured flattens with .view(-1), which channels_last conv weights do not allow
-        pl_module.net.to(memory_format=torch.contiguous_format)
-        self.apply_pruning(self.amount)
+        if inactive is not None:
+            self._remove_units(pl_module, dm, *inactive)
+        self.results["schedule"] = []
+        self.prune_step(trainer, pl_module, 0)
+
+    def prune_step(self, trainer: L.Trainer, pl_module: ClassifModule, k: int) -> None:
+        """Bring the deployed classifier to step ``k``'s sparsity (one-shot: k = 0 is all of ``amount``), rebuild
+        the optimizer over what is left, log and record the achieved sparsity; after the last step, measure."""
+        net, dm = pl_module.net, trainer.datamodule
+        target = self.schedule.sparsity(k) if self.schedule else self.amount
+        # global_unstructured flattens with .view(-1), and Torch-Pruning slices: both want contiguous weights
+        net.to(memory_format=torch.contiguous_format)
+        if self.structure == "channels":
+            example = next(eval_batches(dm, "val"))[0][:2]
+            prune_channels(net, target, example, self.norm, dense=self.results["dense_channels"])
+            sparsity = {"channels": channel_sparsity(net, self.results["dense_channels"])}
+            sparsity["overall"] = 1 - count_params(net.classifier()) / self.results["dense_classifier_params"]
+        else:
+            total = sum(getattr(m, n).numel() for m, n in self._parameters_to_prune)
+            zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in self._parameters_to_prune)
+            self.apply_pruning(step_count(target, total, total - zeros))  # an exact count: no rounding drift
+            sparsity = sparsity_report(net, self._parameters_to_prune)
         if pl_module.channels_last:
-            pl_module.net.to(memory_format=torch.channels_last)
+            net.to(memory_format=torch.channels_last)
         self._rebuild_optimizers(trainer)
-        self.results |= {f"pruned_{k}": v for k, v in snapshot(pl_module.net, dm, latent=False).items()}
-        self.results["sparsity"] = sparsity_report(pl_module.net, self._parameters_to_prune)
+        self.results["step"], self.results["sparsity"] = k, sparsity
+        self.results["schedule"].append({"epoch": pl_module.current_epoch + 1, "target": target, "overall": sparsity["overall"]})
+        if k == (self.schedule.steps if self.schedule else 0):  # fully pruned, before the fine-tuning epochs
+            self.results |= {f"pruned_{k}": v for k, v in snapshot(net, dm, latent=False).items()}
         if trainer.logger is not None:
             flat = {f"prune/{k}": v for k, v in self.results.items() if isinstance(v, (int, float))}
-            flat |= {f"sparsity/{k}": v for k, v in self.results["sparsity"].items()}
+            flat |= {f"sparsity/{k}": v for k, v in sparsity.items()} | {"sparsity/target": target}
             trainer.logger.log_metrics(flat, step=trainer.global_step)
+
+    @torch.no_grad()
+    def _inactive_units(self, net: nn.Module, dm: Any) -> tuple[list[int], Tensor]:
+        """Latent dimensions whose mean KL on the validation split is at most ACTIVE_UNIT_NATS (at least one is
+        kept: the most informative), and every dimension's mean code there (to fold into the next layer)."""
+        was_training = net.training
+        mu, logvar, _ = latent_codes(net.eval(), eval_batches(dm, "val"))
+        net.train(was_training)
+        kl = kl_per_dim(mu, logvar).mean(0)
+        inactive = [d for d in range(len(kl)) if kl[d] <= ACTIVE_UNIT_NATS and d != int(kl.argmax())]
+        return inactive, mu.mean(0)
+
+    @torch.no_grad()
+    def _remove_units(self, pl_module: ClassifModule, dm: Any, inactive: list[int], mean_code: Tensor) -> None:
+        """Remove the inactive latent dimensions. Their codes are (nearly) constant, so their contribution to
+        every layer that reads z is folded into that layer's bias first: the network's function is kept."""
+        net = pl_module.net
+        readers = [net.head[0]] + ([net.decoder.net[0]] if net.decoder is not None else [])
+        for layer in readers:
+            layer.bias += layer.weight[:, inactive] @ mean_code[inactive]
+        keep = [d for d in range(len(mean_code)) if d not in inactive]
+        removed = remove_latent_units(net, keep)
+        pl_module.latent_resized()
+        self.results |= {"latent_units_removed": len(removed), "latent_removed_dims": removed}
+        self.results |= {f"units_removed_{k}": v for k, v in snapshot(net, dm, latent=False).items()}
 
     def _share_dense(self, trainer: L.Trainer) -> None:
         """Save the dense model for the other branches unless a usable one is cached (or another run is saving it)."""
@@ -173,4 +265,18 @@ def check_pruning_args(pruning: dict[str, Any], epochs: int) -> list[str]:
     pruning_fn = pruning.get("pruning_fn", "l1_unstructured")
     if pruning_fn not in PRUNING_FNS:
         errors.append(f"pruning.pruning_fn={pruning_fn!r}: must be one of {list(PRUNING_FNS)}")
+    for key, options in (("structure", STRUCTURES), ("norm", NORMS), ("latent_units", LATENT_UNITS)):
+        value = pruning.get(key, options[0])
+        if value not in options:
+            errors.append(f"pruning.{key}={value!r}: must be one of {list(options)}")
+    steps, step_epochs = pruning.get("steps", 0), pruning.get("step_epochs", 1)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        errors.append(f"pruning.steps={steps!r}: must be an integer >= 0 (0: prune at once), e.g. pruning.steps=5")
+    elif not isinstance(step_epochs, int) or isinstance(step_epochs, bool) or step_epochs < 1:
+        errors.append(f"pruning.step_epochs={step_epochs!r}: must be an integer >= 1, e.g. pruning.step_epochs=2")
+    elif steps and isinstance(pe, int) and pe + steps * step_epochs > epochs:
+        errors.append(
+            f"pruning.prune_epoch={pe!r}: the gradual window (prune_epoch + steps * step_epochs = {pe + steps * step_epochs}) "
+            f"ends after epochs={epochs}; write pruning.prune_epoch={epochs - steps * step_epochs} or less, or fewer steps"
+        )
     return errors
