@@ -8,6 +8,7 @@ warm-up epoch first, then the timed one); ratios are medians of per-repeat ratio
   plain     a hand-written loop: the same net, loss and Adam over the same device tensors, batched
             on-device transforms, no Lightning
   textbook  a torchvision-style dataset (PIL image + ToTensor, the same RandomCrop/Flip) and DataLoader
+The console shows one line per timed run (no progress bars, no Lightning banners), then the table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,9 +31,11 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from bvp.console import quiet
 from bvp.data import DeviceDataModule, DeviceLoader, EpochSampler
 from bvp.module import ClassifModule
 from bvp.run import build
+from bvp.sweep import quiet_console
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 CASES = [(m, d) for d in ("mnist", "cifar10") for m in ("beta_vae", "cnn")]
@@ -167,6 +171,7 @@ def bench(
         "epochs=2",
         "+trainer.limit_val_batches=0",
         f"trainer.accelerator={accelerator}",
+        "trainer.enable_progress_bar=false",  # a bar per timed run would bury the results
         *overrides,
     ]
     results: dict[str, Any] = {"device": str(dev), "samples": samples, "batch_size": batch_size, "repeats": repeats, "cases": {}}
@@ -182,6 +187,8 @@ def bench(
                     L.seed_everything(0, verbose=False)
                     out = Path(tmp) / f"{model}-{dataset}-{way}-{r}"
                     rates[way].append(runners[way](compose_cfg(model, dataset, base), data, out))
+                    line = f"bench {model}/{dataset} {way} {r + 1}/{repeats}: {rates[way][-1]:.0f} samples/s"
+                    print(line, file=sys.stderr, flush=True)
             median = {w: statistics.median(v) for w, v in rates.items()}
             results["cases"][f"{model}/{dataset}"] = {
                 "samples_per_s": median,
@@ -220,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=Path("bench.json"), help="where to write the results")
     parser.add_argument("overrides", nargs="*", default=[], help="config overrides, e.g. trainer=gpu compile=true")
     args = parser.parse_args(argv)
+    quiet()  # no third-party tips, no known-harmless dependency warnings
+    quiet_console()  # Lightning's device banner and fit summary, once per timed run, would bury the results
     cases = [tuple(c.split("/")) for c in args.cases]
     results = bench(args.samples, args.batch_size, args.repeats, args.device, args.workers, cases, args.overrides)
     args.json.write_text(json.dumps(results, indent=2) + "\n")

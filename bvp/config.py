@@ -63,6 +63,8 @@ def config_error_lines(err: BaseException) -> list[str] | None:
     config, an interpolation that does not resolve). None for anything else: a crash keeps its traceback."""
     if isinstance(err, ConfigError):
         return [_one_line(line) for line in err.errors]
+    if isinstance(err, InterpolationResolutionError) and isinstance(err.__context__, ConfigError):  # from a resolver
+        return config_error_lines(err.__context__)
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, name = err.missing_cfg_file.rpartition("/")
         return [f"{group}={name}: no such option in conf/{group}/, choose one of {', '.join(sorted(err.options))}"]
@@ -71,7 +73,8 @@ def config_error_lines(err: BaseException) -> list[str] | None:
     if isinstance(err, CompactHydraException) and not isinstance(err, InstantiationException):
         return [_one_line(str(err))]  # e.g. "Could not override 'foo'. To append to your config use +foo=1"
     if isinstance(err, (InterpolationResolutionError, MissingMandatoryValue, ValidationError)):
-        return [_one_line(f"{err.full_key}: {err.msg}" if err.full_key else str(err))]
+        what = (str(err).splitlines() or [type(err).__name__])[0]  # OmegaConf appends full_key/object_type lines
+        return [f"{err.full_key}: {what}" if err.full_key else what]
     return None
 
 
@@ -176,6 +179,14 @@ def unresolved(cfg: DictConfig) -> list[str]:
     return errors
 
 
+def launch_errors(cfg: DictConfig) -> list[str]:
+    """The launch keys (hydra/launcher=gpus runs launch.gpus x launch.jobs_per_gpu jobs at once)."""
+    launch, rules = cfg.get("launch") or {}, Rules()
+    rules.number("launch.gpus", launch.get("gpus", 1), integer=True, ge=1, example=4)
+    rules.number("launch.jobs_per_gpu", launch.get("jobs_per_gpu", 1), integer=True, ge=1, example=2)
+    return rules.errors
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every value that does not resolve, else every bad top-level key of
     conf/train.yaml that no constructor receives (the others, such as beta or batch_size, are checked where
@@ -191,9 +202,7 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("ckpt_path", "cache_dir"):
         if cfg.get(key) is not None:
             rules.path(key, cfg.get(key))
-    launch = cfg.get("launch") or {}
-    rules.number("launch.gpus", launch.get("gpus", 1), integer=True, ge=1, example=4)
-    rules.number("launch.jobs_per_gpu", launch.get("jobs_per_gpu", 1), integer=True, ge=1, example=2)
+    rules.errors += launch_errors(cfg)
     if pruning_enabled(cfg) and is_integer(cfg.get("epochs")):
         from bvp.pruning import check_pruning_args  # here: bvp.pruning imports the modules that import this one
 
@@ -238,6 +247,9 @@ class Parts:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.errors: list[str] = []
+        broken = unresolved(cfg)
+        if broken:  # no part can be built from a value that does not resolve
+            raise ConfigError(broken)
         self.run(check_config, cfg)
 
     def user_key(self, key: str) -> str:
@@ -349,10 +361,32 @@ def _devices_ok(value: Any) -> bool:
     """What Lightning takes for ``devices``: a count >= 1, -1 or 'auto' (all), or a list of device indices."""
     if is_integer(value):
         return value >= 1 or value == -1
-    if isinstance(value, str):
-        return value == "auto" or all(part.strip().isdigit() for part in value.split(",") if part.strip())
+    if isinstance(value, str):  # "auto", or device indices as Lightning parses them: "0,1"
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        return value == "auto" or (bool(parts) and all(part.isdigit() for part in parts))
     items = list(value) if OmegaConf.is_list(value) or isinstance(value, (list, tuple)) else None
     return bool(items) and all(is_integer(i) and i >= 0 for i in items) and len(set(items)) == len(items)
+
+
+def _on_this_machine(rules: Rules, accelerator: str, devices: Any) -> None:
+    """The accelerator exists here, with at least ``devices`` devices (Lightning refuses either with a traceback)."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    if accelerator in ("auto", "cpu"):
+        return
+
+    def available(name: str) -> Any:
+        try:
+            return AcceleratorRegistry.get(name).is_available()
+        except ImportError:  # tpu without torch_xla installed
+            return False
+
+    names = ("cuda", "mps") if accelerator == "gpu" else (accelerator,)
+    found = [AcceleratorRegistry.get(n) for n in names if available(n)]
+    if not found:
+        rules.add("accelerator", accelerator, "this machine has none; use accelerator=auto (or cpu)")
+    elif is_integer(devices) and devices > (count := found[0].auto_device_count()):
+        rules.add("devices", devices, f"this machine has {count} {accelerator} device(s), e.g. devices={count}")
 
 
 def lightning_trainer(**settings: Any) -> L.Trainer:
@@ -372,14 +406,17 @@ def lightning_trainer(**settings: Any) -> L.Trainer:
     if not _devices_ok(get("devices", "auto")):
         what = "must be a count >= 1, -1 or auto (all), or a list of device indices, e.g. devices=1"
         rules.add("devices", get("devices"), what)
+    elif not rules.errors:
+        _on_this_machine(rules, get("accelerator", "auto"), get("devices", "auto"))
     rules.choice("precision", get("precision", "32-true"), [p for lit in get_args(_PRECISION_INPUT) for p in get_args(lit)])
     rules.number("check_val_every_n_epoch", get("check_val_every_n_epoch", 1), integer=True, ge=1, example=1)
     rules.number("num_sanity_val_steps", get("num_sanity_val_steps", 0), integer=True, ge=-1, example=0)
     rules.number("log_every_n_steps", get("log_every_n_steps", 50), integer=True, ge=1, example=50)
     for key in ("enable_model_summary", "enable_progress_bar", "enable_checkpointing"):
         rules.boolean(key, get(key, True))
-    if get("deterministic", False) not in (True, False, "warn") or is_integer(get("deterministic")):
-        rules.add("deterministic", get("deterministic"), "must be true, false or warn")
+    deterministic = get("deterministic", False)
+    if not (isinstance(deterministic, bool) or deterministic == "warn"):
+        rules.add("deterministic", deterministic, "must be true, false or warn")
     if get("default_root_dir") is not None:
         rules.path("default_root_dir", get("default_root_dir"))
     rules.check()

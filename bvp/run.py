@@ -19,7 +19,7 @@ import lightning.pytorch as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bvp.config import ConfigError, Parts, check_config, pruning_enabled
+from bvp.config import ConfigError, Parts, pruning_enabled
 from bvp.console import quiet
 from bvp.dashboard import final_line, log_run_summary
 from bvp.evaluation.accuracy import accuracy, eval_batches
@@ -80,7 +80,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         pruner = parts.make("pruning")
         callbacks.append(pruner)
         if pruner is not None and module is not None:  # settings that depend on the network's shape
-            parts.errors += pruner.check_against(module.net)
+            parts.run(pruner.raise_against, module.net)
         max_epochs = pruner.max_epochs if pruner is not None else max_epochs
     logger = (parts.make("logger") if cfg.get("logger") else None) or False
     devices = parts.run(assign_job_resources, cfg)
@@ -98,8 +98,6 @@ def pruner_of(trainer: L.Trainer) -> DecoderStripPruning | None:
 def prepare(cfg: DictConfig, out_dir: Path) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None]:
     """Everything that can refuse the run, before anything is written: the config checks, the parts'
     constructors, the data (sizes that depend on it) and the checkpoint to resume from."""
-    check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, module, trainer = build(cfg)
     dm.prepare_data()
     dm.setup("fit")

@@ -24,17 +24,26 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from bvp.config import ConfigError, config_error_lines
+from bvp.config import ConfigError, config_error_lines, launch_errors
 from bvp.io import atomic_write_json, read_json
 
 SWEEP_FILE = "sweep.json"
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")  # what Hydra writes in a job's folder
 
 
+def parallel_jobs(gpus: Any, jobs_per_gpu: Any) -> int:
+    """${mul:${launch.gpus},${launch.jobs_per_gpu}}: the jobs hydra/launcher=gpus runs at once, refused
+    (ConfigError) unless both are integers >= 1; it is resolved before any job, so the check is here."""
+    errors = launch_errors(OmegaConf.create({"launch": {"gpus": gpus, "jobs_per_gpu": jobs_per_gpu}}))
+    if errors:
+        raise ConfigError(errors)
+    return gpus * jobs_per_gpu
+
+
 def register_resolvers() -> None:
     """${mul:a,b} (jobs = gpus x jobs_per_gpu) and ${join:a,b,...} (run names without empty parts)."""
     if not OmegaConf.has_resolver("mul"):
-        OmegaConf.register_new_resolver("mul", lambda a, b: int(a) * int(b))
+        OmegaConf.register_new_resolver("mul", parallel_jobs)
     if not OmegaConf.has_resolver("join"):
         OmegaConf.register_new_resolver("join", lambda *parts: ",".join(str(p) for p in parts if str(p)))
 
@@ -93,6 +102,8 @@ class SweepProgress(Callback):
     ``sweep.json`` under ``refused``, with its overrides and error lines, and the other jobs run."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if launch_errors(config):  # refused before any job, by the launcher's n_jobs (parallel_jobs): write nothing
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         params = config.hydra.sweeper.get("params")
         jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
@@ -150,7 +161,7 @@ def assign_job_resources(cfg: DictConfig) -> list[int] | None:
     devices = cfg.trainer.get("devices", 1)
     if devices not in (1, "1"):
         raise ConfigError(
-            f"trainer.devices={devices!r} in a sweep: run one process per job (trainer.devices=1) and "
+            f"trainer.devices={devices!r}: must be 1 in a sweep: run one process per job and "
             "parallelise across jobs with hydra/launcher=gpus; multirun + DDP re-launches nested sweeps"
         )
     n_jobs = int(hydra.launcher.get("n_jobs") or 1)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
+import pickle
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,9 @@ from hydra.utils import instantiate
 
 from bvp.config import ConfigError, check_config
 from bvp.run import build, train
-from tests.conftest import CONF
+from tests.conftest import CONF, TINY
+
+ROOT = CONF.parent
 
 GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("dataset", "model", "pruning", "trainer")}
 
@@ -27,7 +34,8 @@ def test_every_combination_composes_and_builds(combo: tuple[str, ...], tmp_path:
     assert module.net.in_shape == dm.shape
     assert (module.net.decoder is not None) == (combo[1] == "beta_vae")
     pruned = combo[2] != "none"
-    assert trainer.max_epochs == (cfg.pruning.prune_epoch + cfg.pruning.finetune_epochs if pruned else cfg.epochs)
+    window = cfg.pruning.steps * cfg.pruning.step_epochs if pruned else 0  # gradual pruning's window after the branch
+    assert trainer.max_epochs == (cfg.pruning.prune_epoch + window + cfg.pruning.finetune_epochs if pruned else cfg.epochs)
     assert any(type(cb).__name__ == "DecoderStripPruning" for cb in trainer.callbacks) == pruned
 
 
@@ -48,25 +56,196 @@ def test_unknown_choice_lists_the_valid_ones(group: str) -> None:
     assert all(option in str(err.value) for option in GROUPS[group])
 
 
+# Bad settings over every group, as a user would type them: (override, the key=value its error names).
+# Every one is refused before anything is written, with a line naming its key (a top-level key that a group
+# copies, such as batch_size, is named as typed).
 BAD = [
+    # dataset
+    ("dataset.batch_size=0", "dataset.batch_size=0"),
+    ("batch_size=-5", "batch_size=-5"),
+    ("batch_size=abc", "batch_size='abc'"),
+    ("batch_size=1.5", "batch_size=1.5"),
+    ("dataset.eval_batch_size=0", "dataset.eval_batch_size=0"),
+    ("dataset.val_size=0", "dataset.val_size=0"),
+    ("dataset.val_size=-3", "dataset.val_size=-3"),
+    ("dataset.val_size=999999", "dataset.val_size=999999"),  # against the data's size, known after loading it
+    ("dataset.seed=-1", "dataset.seed=-1"),
+    ("dataset.crop_padding=-2", "dataset.crop_padding=-2"),
+    ("dataset.crop_padding=40", "dataset.crop_padding=40"),
+    ("dataset.hflip=maybe", "dataset.hflip='maybe'"),
+    ("data_dir=null", "data_dir=None"),
+    ("+dataset.foo=1", "dataset.foo=1"),
+    # model
     ("beta=-1", "beta=-1"),
+    ("beta=inf", "beta=inf"),
+    ("beta=nan", "beta=nan"),
     ("beta=abc", "beta='abc'"),
-    ("latent_dim=0", "latent_dim=0"),
-    ("epochs=0", "epochs=0"),
+    ("beta=true", "beta=True"),
+    ("model.cls_weight=0", "model.cls_weight=0"),
+    ("model.cls_weight=-1", "model.cls_weight=-1"),
+    ("model.cls_weight=inf", "model.cls_weight=inf"),
     ("lr=0", "lr=0"),
+    ("lr=-1e-3", "lr=-0.001"),
+    ("lr=inf", "lr=inf"),
+    ("lr=abc", "lr='abc'"),
+    ("model.seed=1.5", "model.seed=1.5"),
+    ("compile=maybe", "compile='maybe'"),
+    ("channels_last=1", "channels_last=1"),
+    ("+model.num_images=-1", "model.num_images=-1"),
+    ("+model.optimizer.weight_decay=-1", "model.optimizer='Adam'"),
+    ("+model.optimizer.momentum=0.9", "model.optimizer.momentum=0.9"),
+    # net
+    ("latent_dim=0", "latent_dim=0"),
+    ("latent_dim=2.5", "latent_dim=2.5"),
+    ("model.net.hidden_dim=0", "model.net.hidden_dim=0"),
+    ("model.net.width=-1", "model.net.width=-1"),
+    ("model.net.head_dim=0", "model.net.head_dim=0"),
+    ("+model.net.dropout=0.1", "model.net.dropout=0.1"),
+    # trainer
+    ("trainer.accelerator=tpux", "trainer.accelerator='tpux'"),
+    ("trainer.devices=0", "trainer.devices=0"),
+    ("trainer.precision=bf17", "trainer.precision='bf17'"),
+    ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch=0"),
+    ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0"),
+    ("trainer.num_sanity_val_steps=-2", "trainer.num_sanity_val_steps=-2"),
+    ("trainer.deterministic=maybe", "trainer.deterministic='maybe'"),
+    ("trainer.enable_model_summary=yes", "trainer.enable_model_summary='yes'"),
+    ("+trainer.max_epoch=3", "trainer.max_epoch=3"),
+    ("trainer.accelerator=tpu", "trainer.accelerator='tpu'"),  # not on this machine
+    # top-level and launch
+    ("epochs=0", "epochs=0"),
+    ("epochs=abc", "epochs='abc'"),
+    ("finetune_epochs=-1", "finetune_epochs=-1"),
+    ("seed=-1", "seed=-1"),
+    ("seed=abc", "seed='abc'"),
+    ("resume=maybe", "resume='maybe'"),
+    ("ckpt_path=/nonexistent/last.ckpt", "ckpt_path='/nonexistent/last.ckpt'"),
+    ("launch.gpus=0", "launch.gpus=0"),
+    ("launch.jobs_per_gpu=0", "launch.jobs_per_gpu=0"),
+    ("beta=${nope}", "beta='${nope}'"),
+    ("model.net.width=???", "model.net.width='???'"),
+    # pruning (its checks: bvp.pruning.callback)
     ("pruning.amount=1.0", "pruning.amount=1.0"),
-    ("pruning.amount=-0.1", "pruning.amount=-0.1"),
-    ("pruning.prune_epoch=5", "pruning.prune_epoch=5"),
-    ("pruning.scope=[]", "pruning.scope=[]"),
-    ("pruning.scope=[decoder]", "pruning.scope=['decoder']"),
-    ("pruning.finetune_loss=mse", "pruning.finetune_loss='mse'"),
+    ("pruning.prune_epoch=99", "pruning.prune_epoch=99"),
 ]
+LINE = re.compile(r"^[\w.+]+=.+: \S")  # key=value: what to write instead
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never touch the network: a download attempt fails as it does offline."""
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", unreachable)
 
 
 @pytest.mark.parametrize(("override", "named"), BAD, ids=[b[0] for b in BAD])
-def test_bad_values_fail_before_training(override: str, named: str, make_cfg, tmp_path: Path) -> None:
-    cfg = make_cfg(override)
+def test_bad_setting_is_refused_naming_its_key_before_anything_is_written(
+    override: str, named: str, make_cfg, tmp_path: Path, offline: None
+) -> None:
+    cfg = make_cfg(override, *([] if override.startswith("pruning.") else ["pruning=none"]))
     with pytest.raises(ConfigError) as err:
         train(cfg)
-    assert named in str(err.value) and "must be" in str(err.value)
-    assert not (tmp_path / "run").exists()  # refused before anything was written
+    assert any(line.startswith(named + ":") for line in err.value.errors), err.value.errors
+    assert all(LINE.match(line) and "\n" not in line for line in err.value.errors), err.value.errors
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # nothing written
+
+
+def test_missing_data_is_refused_naming_data_dir(make_cfg, tmp_path: Path, offline: None) -> None:
+    with pytest.raises(ConfigError) as err:
+        train(make_cfg(f"data_dir={tmp_path / 'nowhere'}", "pruning=none"))
+    (line,) = err.value.errors
+    assert line.startswith(f"data_dir='{tmp_path / 'nowhere'}': no usable MNIST files") and "network unreachable" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_bad_key_of_every_part_is_reported_at_once(make_cfg) -> None:
+    expected = {  # a bad key in each part; epochs=0 also makes pruning.prune_epoch (${epochs}) bad: one line, as typed
+        "epochs": "0",
+        "launch.gpus": "0",
+        "pruning.amount": "2",
+        "dataset.batch_size": "0",
+        "latent_dim": "0",
+        "beta": "inf",
+        "lr": "-1",
+        "+callbacks.model_checkpoint.every": "1",
+        "trainer.precision": "bf17",
+    }
+    with pytest.raises(ConfigError) as err:
+        build(make_cfg(*(f"{k}={v}" for k, v in expected.items())))
+    keys = [line.split("=", 1)[0] for line in err.value.errors]
+    assert sorted(keys) == sorted(k.lstrip("+") for k in expected), err.value.errors
+
+
+def test_values_that_do_not_resolve_are_refused_where_they_are_written(make_cfg) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(make_cfg("beta=${nope}", "model.net.width=???", "dataset.batch_size=0"))
+    assert err.value.errors == [  # model.beta copies beta: one line, at beta; the others wait for these
+        "beta='${nope}': Interpolation key 'nope' not found",
+        "model.net.width='???': must be given a value, e.g. model.net.width=...",
+    ]
+
+
+def test_errors_name_the_key_as_typed_and_its_example_too(make_cfg) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(make_cfg("batch_size=0", "model.net.width=0", "pruning=none"))
+    assert err.value.errors == [
+        "batch_size=0: must be an integer >= 1, e.g. batch_size=128",
+        "model.net.width=0: must be an integer >= 1, e.g. model.net.width=32",
+    ]
+
+
+def test_config_error_survives_a_launcher_worker() -> None:
+    """joblib/submitit hand a job's exception back pickled: every line must come back, and the subclass."""
+    from bvp.data import DataNotFoundError
+
+    for err in (ConfigError(["a=1: must be b", "c=2: must be d"]), DataNotFoundError("data_dir='x': no files")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and back.errors == err.errors
+
+
+# -- train.py as a user runs it ---------------------------------------------------------------------------------
+def train_py(tmp_path: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    run_dir = tmp_path / "run"
+    args = [*TINY, f"data_dir={data}", f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}", *overrides]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_train_py_prints_one_error_line_per_bad_key_and_exits_2(mnist_root: Path, tmp_path: Path) -> None:
+    done = train_py(tmp_path, mnist_root, "pruning=none", "beta=inf", "dataset.batch_size=0", "trainer.devices=0")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "error: dataset.batch_size=0: must be an integer >= 1, e.g. dataset.batch_size=128",
+        "error: beta=inf: must be a finite number >= 0, e.g. beta=4",
+        "error: trainer.devices=0: must be a count >= 1, -1 or auto (all), or a list of device indices, e.g. trainer.devices=1",
+    ]
+    assert not (tmp_path / "run").exists()  # Hydra made it (with .hydra/ and train.log) before any check: removed
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("dataset=imagenet", "error: dataset=imagenet: no such option in conf/dataset/, choose one of cifar10, "),
+        ("beta=[1", "error: beta=[1: cannot be parsed ("),
+        ("nosuchkey=1", "error: Could not override 'nosuchkey'. To append to your config use +nosuchkey=1"),
+    ],
+    ids=["unknown-option", "unparsable", "unknown-key"],
+)
+def test_train_py_turns_hydra_command_line_errors_into_one_line(
+    override: str, line: str, mnist_root: Path, tmp_path: Path
+) -> None:
+    done = train_py(tmp_path, mnist_root, override)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (printed,) = done.stderr.splitlines()
+    assert printed.startswith(line)
+
+
+def test_train_py_keeps_the_traceback_of_a_crash(mnist_root: Path, tmp_path: Path) -> None:
+    done = train_py(tmp_path, mnist_root, "pruning=none", "+callbacks.crash._target_=helpers.CrashAt", "+callbacks.crash.epoch=0")
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "RuntimeError: simulated crash at epoch 0" in done.stderr
+    assert "error: " not in done.stderr

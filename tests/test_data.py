@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bvp.config import ConfigError
 from bvp.data import CIFAR10DataModule, DataNotFoundError, DeviceLoader, EpochSampler, MNISTDataModule
 from bvp.data.base import random_crop_flip
 from tests.conftest import N_TEST, N_TRAIN
@@ -52,7 +53,43 @@ def test_missing_files_fail_naming_folder_and_files(tmp_path: Path, monkeypatch:
         MNISTDataModule(tmp_path / "nowhere").prepare_data()
     message = str(err.value)
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
-    assert "train-images-idx3-ubyte.gz" in message and "data_dir" in message
+    assert "train-images-idx3-ubyte.gz" in message and "network unreachable" in message
+    assert isinstance(err.value, ConfigError) and err.value.errors == [message]  # one line for train.py, no traceback
+    assert message.startswith(f"data_dir='{tmp_path / 'nowhere'}': ")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "line"),
+    [
+        ({"batch_size": 0}, "batch_size=0: must be an integer >= 1, e.g. batch_size=128"),
+        ({"eval_batch_size": 2.5}, "eval_batch_size=2.5: must be an integer >= 1, e.g. eval_batch_size=1000"),
+        ({"val_size": True}, "val_size=True: must be an integer >= 1, e.g. val_size=5000"),
+        ({"seed": 2**32}, "seed=4294967296: must be an integer >= 0 and <= 4294967295, e.g. seed=0"),
+        ({"crop_padding": 28}, "crop_padding=28: must be an integer >= 0 and < 28, e.g. crop_padding=3"),
+        ({"hflip": "yes"}, "hflip='yes': must be true or false"),
+        ({"data_dir": ""}, "data_dir='': must be a path, e.g. data_dir=data"),
+    ],
+)
+def test_constructor_refuses_a_bad_setting(kwargs: dict, line: str, mnist_root: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        MNISTDataModule(**{"data_dir": mnist_root, **kwargs})
+    assert err.value.errors == [line]
+
+
+def test_constructor_refuses_every_bad_setting_at_once(mnist_root: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        CIFAR10DataModule(mnist_root, batch_size=-1, val_size=0, crop_padding=32)
+    assert [e.split("=")[0] for e in err.value.errors] == ["batch_size", "val_size", "crop_padding"]
+
+
+def test_val_size_is_checked_against_the_data_before_any_split(mnist_root: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        MNISTDataModule(mnist_root, val_size=N_TRAIN).setup()
+    (line,) = err.value.errors
+    assert line.startswith(f"dataset.val_size={N_TRAIN}: must be an integer between 1 and {N_TRAIN - 1} (MNIST has {N_TRAIN}")
+    dm = MNISTDataModule(mnist_root, val_size=N_TRAIN - 1)
+    dm.setup()
+    assert len(dm.splits["train"][1]) == 1
 
 
 def test_epoch_sampler_is_a_seeded_permutation_per_epoch_and_shards_ranks() -> None:

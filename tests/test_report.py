@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from bvp.io import atomic_write_json
 from bvp.report import main, report
 from bvp.report import stats as st
 from bvp.report.collect import Run, group_runs, varying_keys
-from bvp.report.tables import STATS_COLUMNS, stat_rows
+from bvp.report.prunability import dense_models, points, spearman_rows
+from bvp.report.tables import STATS_COLUMNS, curves, stat_rows
 from bvp.sweep import SWEEP_FILE
 
 RESAMPLES = 300
@@ -162,6 +164,11 @@ def test_report_counts_every_run_and_its_numbers_equal_scipy(tmp_path: Path) -> 
             img.verify()
             assert img.format == "PNG" and img.size[0] > 200
     assert list((out / "tb").glob("events.out.tfevents.*"))
+    # one amount (0.9) per seed: the drop at 90% sparsity is each run's own accuracy_drop
+    points = read_csv(out / "prunability.csv")
+    assert len(points) == 12 and {p["stratum"] for p in points} == {""}
+    vae10 = [float(p["drop_at_90"]) for p in points if p["model"] == "beta_vae" and p["beta"] == "10.0"]
+    assert vae10 == pytest.approx(DENSE_GAIN["beta_vae"])
 
 
 AMOUNTS = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -202,6 +209,123 @@ def test_six_amounts_give_six_rows_a_curve_and_its_endpoints(tmp_path: Path) -> 
     with Image.open(out / "curves.png") as img:
         assert img.size[0] > 200
     assert not [t for t in read_csv(out / "stats.csv") if t["comparison"].startswith("beta=")]  # nothing to compare
+
+
+SETTINGS = (("beta_vae", 1.0), ("beta_vae", 4.0), ("cnn", 1.0))  # the CNN ignores beta
+MIG = {("beta_vae", 1.0): [0.10, 0.14, 0.12], ("beta_vae", 4.0): [0.30, 0.25, 0.35], ("cnn", 1.0): [0.05, 0.08, 0.03]}
+SLOPE = {("beta_vae", 1.0): [1.0, 0.6, 1.4], ("beta_vae", 4.0): [0.5, 0.9, 0.3], ("cnn", 1.0): [1.2, 1.1, 2.0]}
+LOSS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05)  # dense - fine-tuned per amount, times the seed's slope
+
+
+def dsprites_sweep(root: Path) -> Path:
+    """dSprites at beta 1 and 4 and the CNN, seeds 0..2, a six-amount curve each (18 runs per dense model),
+    with the dense measures, and cost figures whose pruned/dense ratio differs by seed."""
+    for setting in SETTINGS:
+        model, beta = setting
+        for seed in range(3):
+            dense = 0.98 + 0.001 * seed
+            measures = {"dense_mig": MIG[setting][seed], "dense_label_mig": 0.2 + 0.1 * seed, "dense_active_units": 10.0 - seed}
+            for amount, loss in zip(AMOUNTS, LOSS, strict=True):
+                finetuned = dense - SLOPE[setting][seed] * loss
+                costs = {"dense_latency_ms_b1": 2.0 + seed, "pruned_latency_ms_b1": 1.0 + seed, "dense_params": 1000}
+                identity = {**BASE, "dataset": "dsprites", "model": model, "beta": beta, "seed": seed, "pruning.amount": amount}
+                metrics = accuracies(dense, finetuned - 0.05, finetuned, amount) | measures | costs | {"pruned_params": 1000}
+                write_run(root, [f"model={model}", f"beta={beta}", f"pruning.amount={amount}", f"seed={seed}"], identity, metrics)
+    return root
+
+
+def test_disentanglement_of_dense_models_against_their_prunability(tmp_path: Path) -> None:
+    out = report(dsprites_sweep(tmp_path / "dsprites"), resamples=RESAMPLES)["out_dir"]
+
+    dense = {r["group"]: r for r in read_csv(out / "disentanglement.csv")}  # one row per setting, each dense model once
+    assert sorted(dense) == ["model=beta_vae beta=1", "model=beta_vae beta=4", "model=cnn"]
+    row, mig4 = dense["model=beta_vae beta=4"], np.array(MIG[("beta_vae", 4.0)])
+    assert row["n"] == row["dense_mig_n"] == "3" and float(row["dense_mig_mean"]) == pytest.approx(mig4.mean())
+    low, high = sps.t.interval(0.95, 2, loc=mig4.mean(), scale=mig4.std(ddof=1) / math.sqrt(3))
+    assert (float(row["dense_mig_t_low"]), float(row["dense_mig_t_high"])) == pytest.approx((low, high))
+    assert "dense_active_units_cov_n" not in row  # never measured: no column
+
+    points = read_csv(out / "prunability.csv")  # one point per seed's curve
+    assert len(points) == 9 and all(p["points"] == "6" for p in points)
+    migs = np.array([MIG[s][seed] for s in SETTINGS for seed in range(3)])
+    drops = np.array([SLOPE[s][seed] * LOSS[2] for s in SETTINGS for seed in range(3)])  # 0.9 is a measured point
+    assert [float(p["dense_mig"]) for p in points] == pytest.approx(migs)
+    assert [float(p["drop_at_90"]) for p in points] == pytest.approx(drops)
+    for p, s in zip(points, [(s, seed) for s in SETTINGS for seed in range(3)], strict=True):
+        dense_acc = 0.98 + 0.001 * s[1]
+        curve = [dense_acc - SLOPE[s[0]][s[1]] * loss for loss in LOSS]
+        assert float(p["tolerated_sparsity"]) == pytest.approx(st.tolerated_sparsity(AMOUNTS, curve, dense_acc))
+
+    tests = read_csv(out / "stats.csv")
+    (rho,) = [t for t in tests if t["comparison"] == "spearman dense_mig vs drop_at_90"]
+    expected = sps.spearmanr(migs, drops)
+    assert rho["metric"] == "rho" and rho["n1"] == "9" and float(rho["estimate"]) == pytest.approx(expected.statistic)
+    assert float(rho["p"]) == pytest.approx(expected.pvalue)
+    assert (float(rho["ci_low"]), float(rho["ci_high"])) == pytest.approx(
+        (st.spearman(migs, drops, RESAMPLES).ci_low, st.spearman(migs, drops, RESAMPLES).ci_high)
+    )
+    p_all = np.array([float(t["p"]) for t in tests])
+    assert [float(t["p_holm"]) for t in tests] == pytest.approx(st.holm(p_all), nan_ok=True)  # Holm over the whole report
+    spearman = read_csv(out / "spearman.csv")
+    assert len(spearman) == 6 and {t["measure"] for t in spearman} == {"dense_mig", "dense_label_mig", "dense_active_units"}
+    assert float(next(t for t in spearman if t["comparison"] == rho["comparison"])["p_holm"]) == float(rho["p_holm"])
+
+    costs = {r["group"]: r for r in read_csv(out / "cost.csv")}
+    cost = costs["model=beta_vae beta=1 pruning.amount=0.9"]
+    assert float(cost["dense_latency_ms_b1"]) == pytest.approx(3.0) and float(cost["pruned_latency_ms_b1"]) == pytest.approx(2.0)
+    assert float(cost["latency_ms_b1_ratio"]) == pytest.approx(np.mean([1 / 2, 2 / 3, 3 / 4]))  # per-run ratios, then mean
+    assert float(cost["params_ratio"]) == 1.0 and "macs_n" not in cost  # no MACs measured: no column
+
+    md = (out / "summary.md").read_text()
+    assert "## Disentanglement of the dense models" in md and "## Disentanglement and prunability" in md
+    assert f"| model=beta_vae beta=4 | 3† | {mig4.mean():.4f} [{low:.4f}, {high:.4f}] n=3† |" in md
+    assert "## What pruning buys" in md and "| model=beta_vae beta=1 pruning.amount=0.9 | 3† | 1000 -> 1000 (1.0000x) |" in md
+    with Image.open(out / "disentanglement.png") as img:
+        img.verify()
+        assert img.format == "PNG" and img.size[0] > 500
+
+
+def test_missing_keys_leave_their_tables_out_without_a_crash(tmp_path: Path) -> None:
+    """An old run (accuracies only), one with a curve but a single measure, one with a dense cost and no pruned one."""
+    root = tmp_path / "old"
+    base = {**BASE, "model": "beta_vae", "beta": 1.0}
+    write_run(root, ["seed=0"], base | {"seed": 0}, {"dense_test_acc": 0.97, "finetuned_test_acc": 0.96})
+    write_run(root, ["seed=1"], base | {"seed": 1}, accuracies(0.98, 0.9, 0.97, 0.9) | {"dense_label_mig": "nan"})
+    write_run(root, ["seed=2"], base | {"seed": 2}, accuracies(0.98, 0.9, 0.975, 0.9) | {"dense_params": 10})
+    out = report(root, resamples=RESAMPLES)["out_dir"]
+    assert not (out / "cost.csv").exists() and not (out / "disentanglement.png").exists()
+    (row,) = read_csv(out / "disentanglement.csv")
+    assert row["dense_label_mig_n"] == "1" and row["dense_label_mig_mean"] == "nan"  # a NaN is kept, counted, shown
+    assert not (out / "spearman.csv").exists()  # no point has a finite measure and endpoint together
+    md = (out / "summary.md").read_text()
+    assert "## What pruning buys" not in md and "## Disentanglement and prunability" not in md
+    assert "## Disentanglement of the dense models" in md
+
+
+def test_points_are_correlated_within_their_dataset_and_pruning_setting() -> None:
+    """Two structures branch from each dense model: two strata, never pooled; each dense model counted once."""
+    runs = [
+        Run(
+            f"{structure},{seed},{amount}",
+            "done",
+            "",
+            {**BASE, "seed": seed, "pruning.amount": amount, "pruning.structure": structure, "model": "beta_vae", "beta": 1.0},
+            accuracies(0.98, 0.9, 0.98 - amount * (0.01 + 0.01 * seed), amount) | {"dense_mig": 0.1 * seed},
+        )
+        for structure in ("weights", "channels")
+        for seed in range(5)
+        for amount in (0.5, 0.95)
+    ]
+    assert [m.metrics for m in dense_models(runs)] == [{"dense_mig": 0.1 * seed} for seed in range(5)]
+    keys = varying_keys(runs)
+    rows = spearman_rows(points(curves(group_runs(runs, keys), keys)), RESAMPLES)
+    assert [r["comparison"] for r in rows] == [
+        "spearman dense_mig vs tolerated_sparsity (pruning.structure=channels)",
+        "spearman dense_mig vs drop_at_90 (pruning.structure=channels)",
+        "spearman dense_mig vs tolerated_sparsity (pruning.structure=weights)",
+        "spearman dense_mig vs drop_at_90 (pruning.structure=weights)",
+    ]
+    assert all(r["n1"] == 5 for r in rows) and rows[1]["estimate"] == pytest.approx(1.0)  # larger MIG, larger drop here
 
 
 def test_cli_refuses_a_folder_without_runs_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -270,6 +394,45 @@ def test_hodges_lehmann_ci_inverts_the_exact_wilcoxon_test() -> None:
         assert bool(sps.wilcoxon(d - c, method="exact").pvalue > 0.05) is inside
     assert st.signed_rank_cdf(3) == pytest.approx(np.cumsum([1, 1, 1, 2, 1, 1, 1]) / 8)
     assert math.isnan(st.hodges_lehmann(d[:5])[1])  # n = 5: no 95% signed-rank CI exists
+
+
+def test_spearman_and_its_bootstrap_ci_match_scipy() -> None:
+    x, y = np.arange(1.0, 9.0), np.array([2.0, 1, 4, 3, 6, 5, 8, 7])
+    got = st.spearman(np.append(x, np.nan), np.append(y, 0.5), resamples=2000, seed=0)  # the NaN pair is left out
+    assert got.estimate == pytest.approx(1 - 6 * 8 / (8 * 63)) and got.n1 == 8  # 1 - 6 sum d^2 / (n (n^2 - 1))
+    assert got.p == pytest.approx(sps.spearmanr(x, y).pvalue) and got.effect_size == got.estimate
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float:
+        return sps.spearmanr(a, b).statistic
+
+    def scipy_boot(a: np.ndarray, b: np.ndarray) -> Any:
+        return sps.bootstrap(
+            (a, b), rho, paired=True, vectorized=False, n_resamples=2000, method="percentile", rng=np.random.default_rng(0)
+        )
+
+    assert (got.ci_low, got.ci_high) == pytest.approx(tuple(scipy_boot(x, y).confidence_interval))
+    # ties: some resamples have a constant x (rho undefined, NaN in scipy); they are left out of the percentiles
+    tied = np.array([1.0, 1, 1, 1, 1, 1, 2, 3])
+    with warnings.catch_warnings():  # scipy warns of the constant resamples and of its NaN interval
+        warnings.simplefilter("ignore", sps.ConstantInputWarning)
+        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
+        distribution = scipy_boot(tied, y).bootstrap_distribution
+    assert np.isnan(distribution).any()
+    got = st.spearman(tied, y, resamples=2000, seed=0)
+    assert (got.ci_low, got.ci_high) == pytest.approx(tuple(np.nanpercentile(distribution, [2.5, 97.5])))
+    three, constant = st.spearman([1, 2, 3], [1, 3, 2]), st.spearman([1, 1, 1, 1], [1, 2, 3, 4])
+    assert three.estimate == pytest.approx(0.5) and math.isnan(three.ci_low)  # n < 4: no CI
+    assert math.isnan(constant.estimate) and math.isnan(st.spearman([1, 2], [2, 1]).estimate)
+
+
+def test_drop_at_90_by_hand() -> None:
+    # between 0.5 (x = ln 2) and 0.95 (x = ln 20): ln 10 is ln 5 / ln 10 of the way
+    acc = 0.97 + math.log(5) / math.log(10) * (0.93 - 0.97)
+    assert st.drop_at([0.5, 0.95], [0.97, 0.93], dense=0.98) == pytest.approx(0.98 - acc)
+    assert st.drop_at([0.95], [0.93], dense=0.98) == pytest.approx(0.05 * math.log(10) / math.log(20))  # dense at x = 0
+    assert st.drop_at([0.5, 0.9000004, 0.99], [0.97, 0.95, 0.5], dense=0.98) == pytest.approx(0.03)  # measured there
+    assert math.isnan(st.drop_at([0.5, 0.8], [0.97, 0.96], dense=0.98))  # no extrapolation
+    assert math.isnan(st.drop_at([0.9], [0.97], dense=math.nan))
 
 
 def test_holm_step_down_by_hand() -> None:

@@ -94,7 +94,34 @@ def test_joblib_launcher_runs_two_jobs_in_parallel_on_cpu(mnist_root: Path, tmp_
 def test_sweep_with_ddp_devices_is_refused_before_training(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:
     out = tmp_path / "ddp"
     done = sweep(out, mnist_root, tiny_experiment, "seed=0", "trainer.devices=2")
-    assert done.returncode != 0
-    (record,) = records(out).values()
-    assert record["status"] == "failed" and "trainer.devices=2" in record["error"] and "hydra/launcher=gpus" in record["error"]
-    assert not list(out.glob("*/checkpoints"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (refused,) = json.loads((out / "sweep.json").read_text())["refused"]
+    (line,) = refused["errors"]
+    assert line.startswith("trainer.devices=2: ") and "hydra/launcher=gpus" in line
+    assert f"error: {line}" in done.stderr.splitlines()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["multirun.yaml", "sweep.json"]  # no job folder
+
+
+def test_a_job_with_a_bad_setting_fails_alone_and_is_listed(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:
+    """beta=inf is refused before its job writes anything, the other job trains; sweep.json lists the refused
+    job with its overrides and error line; the console shows one line per job, not one per epoch."""
+    out = tmp_path / "bad"
+    done = sweep(out, mnist_root, tiny_experiment, "beta=1,inf", "seed=0", "pruning=none")
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert [r["status"] for r in records(out).values()] == ["done"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["dataset=mnist,model=beta_vae,beta=1,seed=0,pruning=none"]
+    record = json.loads((out / "sweep.json").read_text())
+    (refused,) = record["refused"]
+    assert refused["overrides"] in record["jobs"] and "beta=inf" in refused["overrides"]
+    assert refused["errors"] == ["beta=inf: must be a finite number >= 0, e.g. beta=4"]
+    assert "sweep: 100%" in done.stderr and "[done: 1, refused: 1]" in done.stderr
+    console = (done.stdout + done.stderr).splitlines()
+    assert not [line for line in console if line.startswith("epoch ") or ("it/s]" in line and "sweep" not in line)]
+
+
+def test_parallel_launch_with_no_jobs_is_refused_before_the_sweep_starts(mnist_root: Path, tmp_path: Path, tiny_experiment: Path):
+    out = tmp_path / "nojobs"
+    done = sweep(out, mnist_root, tiny_experiment, "seed=0", "hydra/launcher=gpus", "launch.gpus=0")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == ["error: launch.gpus=0: must be an integer >= 1, e.g. launch.gpus=4"]
+    assert not out.exists()

@@ -52,7 +52,11 @@ def test_same_seed_same_metrics_other_seed_differs(make_cfg) -> None:
     a = train(make_cfg("seed=7", name="a"))
     b = train(make_cfg("seed=7", name="b"))
     c = train(make_cfg("seed=8", name="c"))
-    assert a["metrics"] == b["metrics"] and a["sparsity"] == b["sparsity"]
+    timed = {k for k in a["metrics"] if "latency" in k}  # wall-clock measurements, the only thing allowed to differ
+    assert timed and {k: v for k, v in a["metrics"].items() if k not in timed} == {
+        k: v for k, v in b["metrics"].items() if k not in timed
+    }
+    assert a["sparsity"] == b["sparsity"]
     assert a["metrics"]["dense_kl_dims"] != c["metrics"]["dense_kl_dims"]
 
 

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
+from bvp.config import ConfigError
 from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
@@ -92,8 +93,8 @@ class DecoderStripPruning(ModelPruning):
         window = self.schedule.end_epoch - self.prune_epoch if self.schedule else 0
         return self.prune_epoch + window + self.finetune_epochs
 
-    def check_against(self, net: nn.Module) -> list[str]:
-        """Errors ('key=value: what to write instead') that depend on the network, before any training."""
+    def raise_against(self, net: nn.Module) -> None:
+        """Refuse (ConfigError: 'key=value: what to write instead') settings that do not fit the network."""
         errors = []
         if self.structure == "channels":
             errors += check_channel_amount(channel_counts(net), self.amount)
@@ -102,7 +103,8 @@ class DecoderStripPruning(ModelPruning):
                 "pruning.latent_units='inactive': a deterministic latent (model=cnn) has no KL per dimension to find "
                 "inactive units; write pruning.latent_units=keep"
             )
-        return errors
+        if errors:
+            raise ConfigError(errors)
 
     @property
     def pruned(self) -> bool:
@@ -165,7 +167,8 @@ class DecoderStripPruning(ModelPruning):
             net.to(memory_format=torch.channels_last)
         self._rebuild_optimizers(trainer)
         self.results["step"], self.results["sparsity"] = k, sparsity
-        self.results["schedule"].append({"epoch": pl_module.current_epoch + 1, "target": target, "overall": sparsity["overall"]})
+        epoch = self.prune_epoch + k * (self.schedule.step_epochs if self.schedule else 0)  # the step's (1-based) epoch
+        self.results["schedule"].append({"epoch": epoch, "target": target, "overall": sparsity["overall"]})
         if k == (self.schedule.steps if self.schedule else 0):  # fully pruned, before the fine-tuning epochs
             self.results |= {f"pruned_{k}": v for k, v in snapshot(net, dm, latent=False).items()}
         if trainer.logger is not None:

@@ -1,14 +1,18 @@
-"""The report's figures (matplotlib Figures, no pyplot state): accuracy against sparsity and the
-per-group accuracy box plots. Labels are the config values of the curves and groups."""
+"""The report's figures (matplotlib Figures, no pyplot state): accuracy against sparsity, the per-group
+accuracy box plots, and disentanglement against prunability. Labels are the config values of the curves
+and groups."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from bvp.report.collect import Run, values
+from bvp.report.prunability import ENDPOINTS, MEASURES, colour, measured
 from bvp.report.stats import sparsity_axis
-from bvp.report.tables import Curve
+from bvp.report.tables import Curve, ci_cell, num
 
 TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 ACCURACIES = {"dense_test_acc": "#4c72b0", "pruned_test_acc": "#dd8452", "finetuned_test_acc": "#55a868"}
@@ -67,5 +71,50 @@ def accuracy_figure(title: str, groups: dict[str, list[Run]]) -> Figure:
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{title}: test accuracy, dense / pruned / fine-tuned")
     ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+MARKERS = "osD^v<>px*"
+
+
+def disentanglement_figure(title: str, points: list[dict[str, Any]], tests: list[dict[str, Any]]) -> Figure:
+    """One panel per measured dense measure (rows) and prunability endpoint (columns): every point is one
+    dense model under one pruning setting, coloured by model and beta, shaped by stratum; each panel lists
+    Spearman's rho [bootstrap 95% CI] and n of each stratum (``tests``: prunability.spearman_rows)."""
+    measures = measured(points)
+    colours = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(colour(p) for p in points))}
+    strata = list(dict.fromkeys(p["stratum"] for p in points))
+    fig = Figure(figsize=(5.2 * len(ENDPOINTS), 3.9 * len(measures)))
+    axes = fig.subplots(len(measures), len(ENDPOINTS), squeeze=False)
+    for row, measure in zip(axes, measures, strict=True):
+        for ax, endpoint in zip(row, ENDPOINTS, strict=True):
+            for i, stratum in enumerate(strata):
+                for name, c in colours.items():
+                    mine = [p for p in points if p["stratum"] == stratum and colour(p) == name]
+                    if not mine:
+                        continue
+                    shown = f"{name}, {stratum}" if len(strata) > 1 else name
+                    x, y = [p[measure] for p in mine], [p[endpoint] for p in mine]
+                    ax.scatter(x, y, color=c, marker=MARKERS[i % len(MARKERS)], s=24, edgecolor="black", lw=0.4, label=shown)
+            text = [
+                f"rho={num(t['estimate'])} {ci_cell(t['ci_low'], t['ci_high'])} n={t['n1']} {t['stratum'] * (len(strata) > 1)}"
+                for t in tests
+                if t["measure"] == measure and t["endpoint"] == endpoint and t["stratum"] in strata
+            ]
+            ax.text(
+                0.02,
+                0.98,
+                "\n".join(text),
+                transform=ax.transAxes,
+                va="top",
+                fontsize=7,
+                bbox={"fc": "white", "alpha": 0.7, "lw": 0},
+            )
+            ax.set_xlabel(f"{MEASURES[measure]} (dense model)")
+            ax.set_ylabel(ENDPOINTS[endpoint])
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{title}: disentanglement vs prunability, one point per dense model and pruning setting")
     fig.tight_layout()
     return fig

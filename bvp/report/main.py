@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bvp.report import collect, figures, tables
+from bvp.report import collect, figures, prunability, tables
 
 
 def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000) -> dict[str, Any]:
@@ -29,13 +29,25 @@ def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000
     keys = collect.varying_keys(done)
     groups = collect.group_runs(done, keys)
     summary = tables.summary_rows(groups, keys, resamples)
-    tests = tables.stat_rows(groups, keys)
     curves = tables.curves(groups, keys)
+    dense = prunability.dense_table(done, resamples)
+    points = prunability.points(curves)
+    spearman = prunability.spearman_rows(points, resamples)
+    tests = tables.stat_rows(groups, keys, spearman)
+    p_holm = {t["comparison"]: t["p_holm"] for t in tests}  # Spearman comparisons are unique
+    spearman = [row | {"p_holm": p_holm[row["comparison"]]} for row in spearman]
+    costs = tables.cost_rows(groups, keys)
     tables.write_csv(out_dir / "runs.csv", tables.run_rows(runs, collect.varying_keys(runs)))
     tables.write_csv(out_dir / "summary.csv", summary)
     tables.write_csv(out_dir / "stats.csv", tests, tables.STATS_COLUMNS)
     tables.write_csv(out_dir / "endpoints.csv", [s for c in curves for s in c.seeds])
-    markdown = tables.markdown(sweep_dir.name, summary, keys, tests, curves, runs, repeats, missing)
+    sections = [prunability.dense_markdown(dense), prunability.spearman_markdown(spearman), tables.cost_markdown(costs)]
+    for name, rows, section in zip(("disentanglement", "spearman", "cost"), (dense, spearman, costs), sections, strict=True):
+        if section:  # only what the runs measured
+            tables.write_csv(out_dir / f"{name}.csv", rows)
+    if spearman:
+        tables.write_csv(out_dir / "prunability.csv", points)
+    markdown = tables.markdown(sweep_dir.name, summary, keys, tests, curves, runs, repeats, missing, sections)
     (out_dir / "summary.md").write_text(markdown)
 
     shown = {}
@@ -45,6 +57,11 @@ def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000
     for value in dict.fromkeys(key[datasets] if datasets is not None else None for key in groups):
         mine = {collect.label(keys, k): rows for k, rows in groups.items() if datasets is None or k[datasets] == value}
         shown[f"accuracy_{value}" if value else "accuracy"] = figures.accuracy_figure(str(value or sweep_dir.name), mine)
+    for value in dict.fromkeys(p.get("dataset") for p in points):
+        mine = [p for p in points if p.get("dataset") == value]
+        if prunability.measured(mine):
+            name = f"disentanglement_{value}" if value else "disentanglement"
+            shown[name] = figures.disentanglement_figure(str(value or sweep_dir.name), mine, spearman)
     with SummaryWriter(str(out_dir / "tb")) as writer:
         for name, fig in shown.items():
             fig.savefig(out_dir / f"{name}.png", dpi=120)

@@ -1,6 +1,6 @@
 """The report's statistics as plain functions of float arrays: confidence intervals of a mean, the paired
-and the two-group tests with their effect sizes, Holm's correction, and the endpoints of an
-accuracy-against-sparsity curve.
+and the two-group tests with their effect sizes, Spearman's rank correlation with a bootstrap CI, Holm's
+correction, and the endpoints of an accuracy-against-sparsity curve.
 
 Nothing here raises on small or degenerate data: fewer than 2 values, or zero variance, give NaN where a
 quantity is undefined (a zero-variance sample has no sampling variance to build an interval or a test
@@ -167,6 +167,53 @@ def welch(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Test:
     return Test(method, len(a), len(b), estimate, float(ci.low), float(ci.high), float(result.pvalue), hedges_g(a, b))
 
 
+def _rank_correlation(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman's rho along ``axis``: Pearson's r of the average ranks, as scipy.stats.spearmanr defines it,
+    vectorised over the bootstrap's resamples (spearmanr of 2-D input gives a correlation matrix instead)."""
+    return stats.pearsonr(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis=axis).statistic
+
+
+def spearman(
+    x: np.ndarray | list[float],
+    y: np.ndarray | list[float],
+    resamples: int = 10_000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> Test:
+    """Spearman's rank correlation of paired values (scipy.stats.spearmanr, p from its t approximation), pairs
+    with a NaN left out; effect size = rho. CI: percentile bootstrap over pairs resampled together
+    (scipy.stats.bootstrap, paired=True). rho is undefined on a resample where x or y is constant (likely when a
+    measure takes few values, e.g. active units); such resamples are left out of the percentiles (BCa's jackknife
+    fails on them, hence percentile). n < 3 or a constant x or y: NaN; n < 4: no CI."""
+    x, y = _array(x), _array(y)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    n = len(x)
+    method = "Spearman rho (scipy.stats.spearmanr); CI: paired percentile bootstrap over runs"
+    if n < 3 or is_constant(x) or is_constant(y):
+        return Test(method, n, n, NAN)
+    result = stats.spearmanr(x, y)
+    rho, p = float(result.statistic), float(result.pvalue)
+    if n < 4:
+        return Test(method, n, n, rho, p=p, effect_size=rho)
+    with warnings.catch_warnings():  # constant resamples give NaN with a warning; they are left out below
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        boot = stats.bootstrap(
+            (x, y),
+            _rank_correlation,
+            paired=True,
+            vectorized=True,
+            n_resamples=resamples,
+            method="percentile",
+            confidence_level=confidence,
+            rng=np.random.default_rng(seed),
+        )
+    alpha = (1 - confidence) / 2
+    low, high = stats.quantile(boot.bootstrap_distribution, [alpha, 1 - alpha], nan_policy="omit")
+    return Test(method, n, n, rho, float(low), float(high), p, rho)
+
+
 def holm(p: np.ndarray | list[float]) -> np.ndarray:
     """Holm's (1979) step-down adjusted p-values, controlling the family-wise error rate: the i-th
     smallest of m p-values becomes max_{j <= i} min(1, (m - j + 1) p_(j)). NaN p-values are not counted
@@ -201,6 +248,19 @@ def _sorted_curve(sparsity: np.ndarray | list[float], accuracy: np.ndarray | lis
     return sparsity_axis(s[keep][order]), acc[keep][order]
 
 
+def _anchored(
+    sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float], dense: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted curve on x = log(1/(1-s)) with the dense model as its point at x = 0 when none is
+    measured there; empty when ``dense`` is NaN or nothing is measured."""
+    x, acc = _sorted_curve(sparsity, accuracy)
+    if math.isnan(dense) or len(x) == 0:
+        return np.empty(0), np.empty(0)
+    if x[0] > 0:
+        x, acc = np.concatenate([[0.0], x]), np.concatenate([[dense], acc])
+    return x, acc
+
+
 def tolerated_sparsity(
     sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float], dense: float, tolerance: float = 0.01
 ) -> float:
@@ -209,11 +269,9 @@ def tolerated_sparsity(
     outside, linearly interpolated on x = log(1/(1-s)) to where the curve crosses dense - tolerance.
     The dense model is the curve's point at sparsity 0 when no point is measured there. Every point
     inside: the highest measured sparsity (a lower bound). No point inside before the first outside: NaN."""
-    x, acc = _sorted_curve(sparsity, accuracy)
-    if math.isnan(dense) or len(x) == 0:
+    x, acc = _anchored(sparsity, accuracy, dense)
+    if len(x) == 0:
         return NAN
-    if x[0] > 0:
-        x, acc = np.concatenate([[0.0], x]), np.concatenate([[dense], acc])
     margin = acc - (dense - tolerance)
     outside = np.flatnonzero(margin < 0)
     if len(outside) == 0:
@@ -234,8 +292,30 @@ def curve_auc(sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[fl
     return float(integrate.trapezoid(acc, x) / (x[-1] - x[0]))
 
 
+def drop_at(
+    sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float], dense: float, at: float = 0.9, tolerance: float = 1e-3
+) -> float:
+    """dense - accuracy at sparsity ``at``: a measured point within ``tolerance`` of ``at`` gives its own
+    accuracy (a run at amount 0.9 reaches 0.9 up to the rounding to whole weights: its own accuracy_drop);
+    otherwise linear interpolation on x = log(1/(1-s)), the dense model the point at x = 0 when none is
+    measured there. NaN beyond the highest measured sparsity (no extrapolation)."""
+    x, acc = _anchored(sparsity, accuracy, dense)
+    if len(x) == 0:
+        return NAN
+    distance = np.abs(axis_sparsity(x) - at)
+    if distance.min() <= tolerance:
+        return float(dense - acc[int(np.argmin(distance))])
+    target = float(sparsity_axis(at))
+    return NAN if target > x[-1] else float(dense - np.interp(target, x, acc))
+
+
 def curve_endpoints(
     sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float], dense: float, tolerance: float = 0.01
 ) -> dict[str, float]:
-    """Both endpoints of one curve, a mean curve or one seed's: ``tolerated_sparsity`` and ``auc``."""
-    return {"tolerated_sparsity": tolerated_sparsity(sparsity, accuracy, dense, tolerance), "auc": curve_auc(sparsity, accuracy)}
+    """The endpoints of one curve, a mean curve or one seed's: ``tolerated_sparsity``, ``auc`` and
+    ``drop_at_90`` (dense - accuracy at 90% sparsity)."""
+    return {
+        "tolerated_sparsity": tolerated_sparsity(sparsity, accuracy, dense, tolerance),
+        "auc": curve_auc(sparsity, accuracy),
+        "drop_at_90": drop_at(sparsity, accuracy, dense),
+    }

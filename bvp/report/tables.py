@@ -1,6 +1,7 @@
 """The report's tables: runs.csv rows, per-group summaries with t and BCa CIs, the tests of stats.csv
-(paired drops, beta vs beta=1, Beta-VAE vs CNN and their interaction, Holm-corrected together), the
-sparsity curves with their endpoints, and summary.md."""
+(paired drops, beta vs beta=1, Beta-VAE vs CNN and their interaction, and any extra tests such as the
+Spearman correlations, Holm-corrected together), the sparsity curves with their endpoints, what pruning
+buys (cost.csv), and summary.md."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ METRICS = (  # summarised per group, in this order, when present
     "dense_kl",
     "active_units",
     "kl",
+    "active_units_cov",
+    "mig",
+    "label_mig",
+    "label_informative_dims",
+    "latent_units_removed",
+    "units_removed_test_acc",
     "compression_ratio_full",
     "compression_ratio",
     "compression_ratio_bytes",
@@ -49,6 +56,15 @@ MARKDOWN_METRICS = (
 DROPS = {"accuracy_drop": "dense - fine-tuned", "pruning_drop": "dense - pruned"}  # paired: both from one run
 BETWEEN = ("dense_test_acc", "finetuned_test_acc")
 STATS_COLUMNS = ("comparison", "metric", "n1", "n2", "estimate", "ci_low", "ci_high", "method", "p", "p_holm", "effect_size")
+COSTS = {  # what pruning buys (bvp.evaluation.cost): dense_<cost> and pruned_<cost> of the deployed classifier
+    "params": "params",
+    "macs": "MACs",
+    "latency_ms_b1": "CPU ms, batch 1",
+    "latency_ms_b256": "CPU ms, batch 256",
+    "latency_ms_b1_cuda": "GPU ms, batch 1",
+    "latency_ms_b256_cuda": "GPU ms, batch 256",
+    "export_bytes": "export bytes",
+}
 SMALL_N = 5  # below this a cell is marked: a CI from so few seeds is wide and the bootstrap's is unreliable
 MARK = "†"
 
@@ -93,10 +109,12 @@ def describe(x: np.ndarray, resamples: int) -> dict[str, float]:
     return dict(n=len(x), mean=stats.mean(x), std=sd, t_low=t_low, t_high=t_high, bca_low=bca_low, bca_high=bca_high)
 
 
-def summary_rows(groups: dict[Key, list[Run]], keys: list[str], resamples: int) -> list[dict[str, Any]]:
-    """summary.csv: one row per group, its keys and normalised beta, and for every metric present
+def summary_rows(
+    groups: dict[Key, list[Run]], keys: list[str], resamples: int, metrics: Sequence[str] = METRICS
+) -> list[dict[str, Any]]:
+    """summary.csv: one row per group, its keys and normalised beta, and for every one of ``metrics`` present
     ``<metric>_{n,mean,std,t_low,t_high,bca_low,bca_high}``."""
-    present = [m for m in METRICS if any(m in r.metrics for rows in groups.values() for r in rows)]
+    present = [m for m in metrics if any(m in r.metrics for rows in groups.values() for r in rows)]
     out = []
     for key, rows in groups.items():
         row: dict[str, Any] = {"group": label(keys, key), **dict(zip(keys, key, strict=True))}
@@ -144,8 +162,9 @@ def _row(comparison: str, metric: str, test: stats.Test) -> dict[str, Any]:
     return {"comparison": comparison, "metric": metric, **asdict(test)}
 
 
-def stat_rows(groups: dict[Key, list[Run]], keys: list[str]) -> list[dict[str, Any]]:
-    """stats.csv: every test of the report, p-values Holm-corrected together (``p_holm``).
+def stat_rows(groups: dict[Key, list[Run]], keys: list[str], extra: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """stats.csv: every test of the report, p-values Holm-corrected together (``p_holm``): those below, then
+    ``extra`` (rows with the STATS_COLUMNS but p_holm, e.g. the Spearman correlations).
 
     - paired drop, per group: the per-run drops (dense - fine-tuned, dense - pruned), one-sample t and
       Wilcoxon signed-rank;
@@ -183,9 +202,57 @@ def stat_rows(groups: dict[Key, list[Run]], keys: list[str]) -> list[dict[str, A
                 kind = "interaction: " if metric in DROPS else ""
                 if len(a) and len(c):
                     out.append(_row(kind + contrast(keys, key, cnn), metric, stats.welch(a, c)))
+    out += [dict(row) for row in extra]
     for row, p_holm in zip(out, stats.holm([r["p"] for r in out]), strict=True):
         row["p_holm"] = float(p_holm)
     return [{c: row[c] for c in STATS_COLUMNS} for row in out]
+
+
+# -- what pruning buys ---------------------------------------------------------------------------------
+def _both(runs: list[Run], a: str, b: str) -> list[Run]:
+    return [r for r in runs if all(isinstance(r.metrics.get(k), (int, float)) for k in (a, b))]
+
+
+def cost_rows(groups: dict[Key, list[Run]], keys: list[str]) -> list[dict[str, Any]]:
+    """cost.csv: per group and cost of COSTS that runs report dense and pruned, the number of such runs,
+    the mean dense and pruned figure, and the mean of the per-run pruned/dense ratios (a run measures its
+    two models together, so the ratio is paired: machine load cancels in it)."""
+    present = [c for c in COSTS if any(_both(runs, f"dense_{c}", f"pruned_{c}") for runs in groups.values())]
+    out = []
+    for key, runs in groups.items():
+        row: dict[str, Any] = {"group": label(keys, key), **dict(zip(keys, key, strict=True))}
+        for cost in present:
+            both = _both(runs, f"dense_{cost}", f"pruned_{cost}")
+            dense, pruned = values(both, f"dense_{cost}"), values(both, f"pruned_{cost}")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = stats.mean(pruned / dense)
+            row |= {f"{cost}_n": len(both), f"dense_{cost}": stats.mean(dense), f"pruned_{cost}": stats.mean(pruned)}
+            row[f"{cost}_ratio"] = ratio
+        out.append(row)
+    return out
+
+
+def cost_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """summary.md's "What pruning buys": per group, dense -> pruned (mean pruned/dense ratio) per cost."""
+    present = [c for c in COSTS if rows and f"{c}_n" in rows[0]]
+    if not present:
+        return []
+    lines = [
+        "",
+        "## What pruning buys",
+        "",
+        "The deployed classifier, dense and after pruning: mean over the group's runs, dense -> pruned, and in brackets "
+        "the mean of each run's pruned/dense ratio. Unstructured pruning zeroes weights inside dense tensors, so "
+        "parameters, MACs and latency stay at about 1x; structured pruning (`pruning.structure=channels`) removes them. "
+        "Latency: median per call (bvp.evaluation.cost); n runs.",
+        "",
+    ]
+    table = [
+        [r["group"], count(max(r[f"{c}_n"] for c in present))]
+        + [f"{num(r[f'dense_{c}'])} -> {num(r[f'pruned_{c}'])} ({num(r[f'{c}_ratio'])}x)" for c in present]
+        for r in rows
+    ]
+    return lines + md_table(["group", "n", *(COSTS[c] for c in present)], table)
 
 
 # -- curves --------------------------------------------------------------------------------------------
@@ -202,6 +269,7 @@ class Curve:
     dense: dict[str, float]
     endpoints: dict[str, float]
     seeds: list[dict[str, Any]]
+    seed_runs: list[list[Run]]  # the runs of each seed's curve, in the order of ``seeds``
 
 
 def _mean_ci(x: np.ndarray) -> dict[str, float]:
@@ -221,11 +289,12 @@ def curves(groups: dict[Key, list[Run]], keys: list[str]) -> list[Curve]:
         points.sort(key=lambda rows: stats.mean(values(rows, "sparsity")))
         sparsity = np.array([stats.mean(values(rows, "sparsity")) for rows in points])
         finetuned = [_mean_ci(values(rows, "finetuned_test_acc")) for rows in points]
-        seeds = []
-        for seed, rows in group_runs(members, [SEED]).items():
+        seeds, seed_runs = [], list(group_runs(members, [SEED]).values())
+        for rows in seed_runs:
             dense = stats.mean(values(rows, "dense_test_acc"))
             ends = stats.curve_endpoints(values(rows, "sparsity"), values(rows, "finetuned_test_acc"), dense)
-            seeds.append({**dict(zip(curve_keys, ckey, strict=True)), SEED: seed[0], "points": len(rows), "dense": dense, **ends})
+            seed = rows[0].identity.get(SEED)
+            seeds.append({**dict(zip(curve_keys, ckey, strict=True)), SEED: seed, "points": len(rows), "dense": dense, **ends})
         dense = _mean_ci(np.array([s["dense"] for s in seeds]))
         out.append(
             Curve(
@@ -237,25 +306,26 @@ def curves(groups: dict[Key, list[Run]], keys: list[str]) -> list[Curve]:
                 dense=dense,
                 endpoints=stats.curve_endpoints(sparsity, [p["mean"] for p in finetuned], dense["mean"]),
                 seeds=seeds,
+                seed_runs=seed_runs,
             )
         )
     return out
 
 
 # -- summary.md ----------------------------------------------------------------------------------------
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _ci(low: float, high: float) -> str:
+def ci_cell(low: float, high: float) -> str:
     return "-" if math.isnan(low) else f"[{num(low)}, {num(high)}]"
 
 
 def _seed_mean(seeds: list[dict[str, Any]], name: str) -> str:
     x = np.array([s[name] for s in seeds], dtype=float)
     x = x[~np.isnan(x)]
-    return f"{num(stats.mean(x))} {_ci(*stats.t_ci(x))} n={count(len(x))}"
+    return f"{num(stats.mean(x))} {ci_cell(*stats.t_ci(x))} n={count(len(x))}"
 
 
 def markdown(
@@ -267,9 +337,10 @@ def markdown(
     runs: list[Run],
     repeats: list[Run],
     missing: list[list[str]],
+    sections: Sequence[list[str]] = (),
 ) -> str:
-    """summary.md: counts, per-metric group tables, curve endpoints, the tests, and every run that is
-    not counted (failed or unfinished, repeated, never started)."""
+    """summary.md: counts, per-metric group tables, curve endpoints, ``sections`` (each a list of lines), the tests,
+    and every run that is not counted (failed or unfinished, repeated, never started)."""
     columns = list(keys)
     if any(r["beta_norm"] is not None for r in summary):
         columns += [] if "beta" in columns else ["beta"]
@@ -293,11 +364,11 @@ def markdown(
             continue
         rows = [
             [num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-" for c in columns]
-            + [count(r[f"{metric}_n"]), num(r[f"{metric}_mean"]), _ci(r[f"{metric}_t_low"], r[f"{metric}_t_high"])]
-            + [_ci(r[f"{metric}_bca_low"], r[f"{metric}_bca_high"])]
+            + [count(r[f"{metric}_n"]), num(r[f"{metric}_mean"]), ci_cell(r[f"{metric}_t_low"], r[f"{metric}_t_high"])]
+            + [ci_cell(r[f"{metric}_bca_low"], r[f"{metric}_bca_high"])]
             for r in summary
         ]
-        lines += ["", f"## {metric}", "", *_table([*columns, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)]
+        lines += ["", f"## {metric}", "", *md_table([*columns, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)]
     if curve_list:
         lines += [
             "",
@@ -306,23 +377,28 @@ def markdown(
             "Fine-tuned test accuracy against achieved sparsity, one curve per setting of every key but `pruning.amount`. "
             "tolerated: the highest sparsity whose accuracy stays within 1 point of dense, interpolated on x = log(1/(1-s)) "
             "(every point within: the highest measured). AUC: area under accuracy over x, divided by the x range (a mean "
-            "accuracy). 'mean curve' is computed on the mean over seeds; 'per seed' is the mean and t CI of each seed's own.",
+            "accuracy). drop@90: dense - accuracy at 90% sparsity (a point measured there, else interpolated on x; none "
+            "beyond the highest measured). 'mean curve' is computed on the mean over seeds; 'per seed' is the mean and "
+            "t CI of each seed's own.",
             "",
         ]
         rows = [
             [
                 c.label,
                 count(c.dense["n"]),
-                f"{num(c.dense['mean'])} {_ci(c.dense['low'], c.dense['high'])}",
+                f"{num(c.dense['mean'])} {ci_cell(c.dense['low'], c.dense['high'])}",
                 num(c.endpoints["tolerated_sparsity"]),
                 _seed_mean(c.seeds, "tolerated_sparsity"),
                 num(c.endpoints["auc"]),
                 _seed_mean(c.seeds, "auc"),
+                num(c.endpoints["drop_at_90"]),
+                _seed_mean(c.seeds, "drop_at_90"),
             ]
             for c in curve_list
         ]
         header = ["curve", "seeds", "dense [t CI]", "tolerated (mean curve)", "tolerated (per seed)", "AUC (mean curve)"]
-        lines += _table([*header, "AUC (per seed)"], rows)
+        lines += md_table([*header, "AUC (per seed)", "drop@90 (mean curve)", "drop@90 (per seed)"], rows)
+    lines += [line for section in sections for line in section]
     lines += [
         "",
         f"## Tests ({len(tests)}, Holm-corrected together)",
@@ -335,11 +411,11 @@ def markdown(
         [
             *(t["comparison"], t["metric"], count(t["n1"]), count(t["n2"])),
             *(num(t["estimate"]), num(t["ci_low"]), num(t["ci_high"]), t["method"]),
-            *(_p(t["p"]), _p(t["p_holm"]), num(t["effect_size"])),
+            *(p_cell(t["p"]), p_cell(t["p_holm"]), num(t["effect_size"])),
         ]
         for t in tests
     ]
-    lines += _table(STATS_COLUMNS, rows) if rows else ["none"]
+    lines += md_table(STATS_COLUMNS, rows) if rows else ["none"]
     failed = [r for r in runs if r.status != "done"]
     lines += ["", f"## Failed or unfinished runs ({len(failed)})", ""]
     lines += [f"- `{r.run_dir}`: {r.status}: {(r.error or 'no error recorded').splitlines()[0]}" for r in failed] or ["none"]
@@ -350,5 +426,5 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def _p(p: float) -> str:
+def p_cell(p: float) -> str:
     return "-" if math.isnan(p) else f"{p:.3g}"
