@@ -117,6 +117,9 @@ def test_a_job_with_a_bad_setting_fails_alone_and_is_listed(mnist_root: Path, tm
     assert "sweep: 100%" in done.stderr and "[done: 1, refused: 1]" in done.stderr
     console = (done.stdout + done.stderr).splitlines()
     assert not [line for line in console if line.startswith("epoch ") or ("it/s]" in line and "sweep" not in line)]
+    summary = (report(out, resamples=200)["out_dir"] / "summary.md").read_text()
+    assert "## Refused runs (1)" in summary and "beta=inf: must be a finite number" in summary
+    assert "## Missing runs (0)" in summary
 
 
 def test_parallel_launch_with_no_jobs_is_refused_before_the_sweep_starts(mnist_root: Path, tmp_path: Path, tiny_experiment: Path):

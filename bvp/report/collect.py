@@ -74,10 +74,15 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     return [read_run(path, sweep_dir) for path in sorted(sweep_dir.rglob("metrics.json"))]
 
 
+def refused_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The jobs of sweep.json refused for a bad setting (their overrides and error lines): no folder is left."""
+    return (read_json(sweep_dir / SWEEP_FILE) or {}).get("refused", [])
+
+
 def missing_jobs(sweep_dir: Path, runs: list[Run]) -> list[list[str]]:
-    """The override lists in sweep.json that no run folder was started with."""
+    """The override lists in sweep.json that no run folder was started with and that were not refused."""
     expected = (read_json(sweep_dir / SWEEP_FILE) or {}).get("jobs", [])
-    present = {run.overrides for run in runs}
+    present = {run.overrides for run in runs} | {frozenset(job["overrides"]) for job in refused_jobs(sweep_dir)}
     return [job for job in expected if frozenset(job) not in present]
 
 

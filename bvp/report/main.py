@@ -47,7 +47,8 @@ def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000
             tables.write_csv(out_dir / f"{name}.csv", rows)
     if spearman:
         tables.write_csv(out_dir / "prunability.csv", points)
-    markdown = tables.markdown(sweep_dir.name, summary, keys, tests, curves, runs, repeats, missing, sections)
+    refused = collect.refused_jobs(sweep_dir)
+    markdown = tables.markdown(sweep_dir.name, summary, keys, tests, curves, runs, repeats, missing, sections, refused)
     (out_dir / "summary.md").write_text(markdown)
 
     shown = {}

@@ -338,6 +338,7 @@ def markdown(
     repeats: list[Run],
     missing: list[list[str]],
     sections: Sequence[list[str]] = (),
+    refused: Sequence[dict[str, Any]] = (),
 ) -> str:
     """summary.md: counts, per-metric group tables, curve endpoints, ``sections`` (each a list of lines), the tests,
     and every run that is not counted (failed or unfinished, repeated, never started)."""
@@ -421,6 +422,8 @@ def markdown(
     lines += [f"- `{r.run_dir}`: {r.status}: {(r.error or 'no error recorded').splitlines()[0]}" for r in failed] or ["none"]
     lines += ["", f"## Repeated runs not counted ({len(repeats)})", ""]
     lines += [f"- `{r.run_dir}`: same identity as a counted run" for r in repeats] or ["none"]
+    lines += ["", f"## Refused runs ({len(refused)})", ""]
+    lines += [f"- {' '.join(job['overrides'])}: {'; '.join(job['errors'])}" for job in refused] or ["none"]
     lines += ["", f"## Missing runs ({len(missing)})", ""]
     lines += [f"- {' '.join(job)}" for job in missing] or ["none"]
     return "\n".join(lines) + "\n"
