@@ -37,7 +37,7 @@ def tiny_experiment(tmp_path: Path) -> Path:
 
 def sweep(sweep_dir: Path, data: Path, extra_conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "train.py", "-m", f"--config-dir={extra_conf}", "experiment=tiny", f"data_dir={data}"]
-    cmd += [f"hydra.sweep.dir={sweep_dir}", *args]
+    cmd += [f"hydra.sweep.dir={sweep_dir}", f"cache_dir={sweep_dir.parent / 'dense_cache'}", *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
