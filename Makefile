@@ -7,7 +7,7 @@ SHARED_DATA ?= ../shared/data
 FASHION_MNIST_DEB ?= /usr/share/datasets/fashion-mnist
 ARGS ?=
 
-.PHONY: install train test bench report lint tensorboard data clean
+.PHONY: install train test bench bench-latency report lint tensorboard data clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ test: install
 # training throughput: the project's path vs a plain PyTorch loop vs the textbook DataLoader path
 bench: install
 	$(PY) -m bvp.bench $(ARGS)
+
+# what pruning buys at inference: params, MACs, latency and file size, dense vs unstructured vs structured
+bench-latency: install
+	$(PY) -m bvp.evaluation.cost $(ARGS)
 
 # the study's table and figures from a sweep folder (default: the newest under outputs/multirun)
 SWEEP ?= $(shell find outputs/multirun -name multirun.yaml -printf '%T@ %h\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2)
