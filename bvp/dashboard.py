@@ -35,10 +35,16 @@ SUMMARY_KEYS = (
     "compression_ratio_full",
     "compression_ratio_bytes",
     "active_units",
+    "active_units_cov",
     "kl",
+    "label_mig",
+    "label_informative_dims",
+    "latent_units_removed",
+    "params_removed",
+    "macs_removed",
     "exported_test_acc",
 )
-SUMMARY_PREFIXES = ("dense_", "pruned_", "finetuned_", "mig", "latency")
+SUMMARY_PREFIXES = ("dense_", "pruned_", "finetuned_", "units_removed_", "mig", "latency")
 LAYOUT = {
     "accuracy vs sparsity (step = sparsity in per-mille)": {
         "test accuracy: dense, pruned, fine-tuned": ["Multiline", [f"curve/{k}" for k in CURVE_KEYS]],

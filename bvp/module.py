@@ -151,7 +151,7 @@ class ClassifModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
         if self.net.variational and self.net.latent.logvar is not None:
-            kl = self.val_kl.compute()
+            kl = self.val_kl.compute().reshape(-1)  # torchmetrics squeezes a one-dimensional latent to 0-d
             self.log("val/active_units", active_units(kl).float())
             self.log_dict({f"val/kl_dim/{d}": v for d, v in enumerate(kl)})
             self.val_kl.reset()
@@ -207,3 +207,5 @@ class ClassifModule(L.LightningModule):
             self.use_kl, self.finetuning, self.objective = state["use_kl"], True, state["objective"]
         if match_shapes(self.net, checkpoint["state_dict"], prefix="net."):
             self.latent_resized()
+            if self.channels_last:  # the resized layers were made contiguous
+                self.net.to(memory_format=torch.channels_last)

@@ -108,9 +108,11 @@ def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str |
     """Where training starts: the run's own checkpoint if it has one; else the cached dense model of its branch
     if one is usable; else from scratch, holding the cache's lock until the branch point (the pruner saves the
     dense model there and releases it) so that parallel branches wait instead of training it again."""
-    if pruner is None:
+    if pruner is None or cfg.get("cache_dir") is None:  # cache_dir=null: every run trains its own dense model
         return ckpt
-    pruner.dense_cache = cache = DenseCache(cfg.cache_dir, dense_identity(run_identity(cfg), pruner.prune_epoch))
+    # the data folder is bookkeeping for the run's identity, but a dense model trained on other files is another model
+    dense = dense_identity(run_identity(cfg), pruner.prune_epoch) | {"data_dir": str(Path(cfg.data_dir).resolve())}
+    pruner.dense_cache = cache = DenseCache(cfg.cache_dir, dense)
     if ckpt is not None:
         return ckpt
     cache.acquire()
@@ -130,7 +132,7 @@ def fit_and_measure(
 ) -> dict[str, Any]:
     dm, module, trainer, ckpt = parts
     full_params = count_params(module.net)
-    dense_net = copy.deepcopy(module.net)  # the architecture before any pruning (a resumed run loads its weights later)
+    architecture = copy.deepcopy(module.net)  # as built, unpruned: the dense shapes (a resumed run loads its weights later)
     pruner = pruner_of(trainer)
     ckpt = start_point(cfg, pruner, ckpt)
     if ckpt:
@@ -144,6 +146,8 @@ def fit_and_measure(
     fit_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted; re-run the same command to resume")
+    if pruner is not None and not pruner.pruned:  # started from a dense checkpoint with no epoch left to run
+        pruner.branch(trainer, module)
 
     metrics: dict[str, Any] = {}
     final = snapshot(module.net, dm)  # the same batches as the dense and pruned measurements
@@ -162,11 +166,13 @@ def fit_and_measure(
         metrics["pruning_drop"] = metrics["dense_test_acc"] - metrics["pruned_test_acc"]
     metrics |= final  # latent statistics of the final model, where it still has them
     classifier = module.net.classifier()
-    dense_classifier = dense_net.classifier()
+    dense_classifier = architecture.classifier()
     metrics.update(compression_figures(full_params, classifier, count_params(dense_classifier)))
     metrics |= deploy_cost(dense_classifier, classifier, dm.shape, cuda=module.device.type == "cuda")
-    x_test, _ = next(eval_batches(dm, "test"))
-    artifacts = export_classifier(classifier, x_test[:2], out_dir)
+    metrics["params_removed"] = 1 - metrics["pruned_params"] / metrics["dense_params"]  # structured pruning: > 0
+    metrics["macs_removed"] = 1 - metrics["pruned_macs"] / metrics["dense_macs"]
+    x_val, _ = next(eval_batches(dm, "val"))
+    artifacts = export_classifier(classifier, x_val[:2], out_dir)
     exported = torch.export.load(artifacts["exported"]).module()
     metrics["exported_test_acc"] = accuracy(exported, eval_batches(dm, "test", device="cpu"))
     metrics["pruned_export_bytes"] = os.path.getsize(artifacts["exported"])
@@ -210,5 +216,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         record["process"]["ended"] = time.time()
         atomic_write_json(path, record)
-    print(final_line(out_dir), flush=True)
+    if not in_multirun():  # a sweep prints one progress line per run instead
+        print(final_line(out_dir), flush=True)
     return record

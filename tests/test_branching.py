@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from bvp.export import load_sparse_state_dict
 from bvp.pruning.branch import DenseCache
 from bvp.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME = ("finetuned_test_acc", "finetuned_val_acc", "pruned_test_acc", "dense_test_acc", "dense_kl_dims", "nonzero_classifier")
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    """The two runs shipped bit-identical classifiers (tiny runs' accuracies alone can sit at chance level)."""
+    wa, wb = (load_sparse_state_dict(r["artifacts"]["sparse_state_dict"]) for r in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def cache_of(record: dict) -> DenseCache:
@@ -39,6 +46,23 @@ def test_branches_share_one_dense_training_and_match_a_run_that_trained_its_own(
     assert branch["metrics"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
     for key in SAME:  # starting from the cached dense model changes nothing
         assert branch["metrics"][key] == alone["metrics"][key], key
+    assert_same_weights(branch, alone)
+
+
+def test_random_pruning_draws_the_same_mask_whether_the_dense_model_was_trained_or_loaded(make_cfg, tmp_path: Path) -> None:
+    overrides = ("pruning.pruning_fn=random_unstructured", "pruning.amount=0.7")
+    trained = train(make_cfg(*overrides, name="a"))
+    loaded = train(make_cfg(*overrides, "pruning.finetune_epochs=0", name="b"))  # other fine-tuning, same branch
+    assert trained["dense_source"]["trained_here"] and not loaded["dense_source"]["trained_here"]
+    assert loaded["metrics"]["pruned_test_acc"] == trained["metrics"]["pruned_test_acc"]
+    alone = train(make_cfg(*overrides, "pruning.finetune_epochs=0", f"cache_dir={tmp_path / 'other'}", name="c"))
+    assert_same_weights(loaded, alone)  # with no epoch after the branch, the shipped weights are the pruned ones
+
+
+def test_no_cache_dir_means_every_run_trains_its_own_dense_model(make_cfg) -> None:
+    first, second = (train(make_cfg("cache_dir=null", name=n)) for n in ("a", "b"))
+    assert first["dense_source"] == second["dense_source"] == {"path": None, "trained_here": True}
+    assert second["timing"]["epochs_timed"] == 3
 
 
 def test_amount_zero_is_the_dense_model_with_the_same_finetuning(make_cfg) -> None:
@@ -79,6 +103,7 @@ def test_a_branch_killed_midway_resumes_to_the_same_metrics(make_cfg) -> None:
     assert resumed["timing"]["epochs_timed"] == 1 and not resumed["dense_source"]["trained_here"]
     for key in SAME:
         assert resumed["metrics"][key] == whole["metrics"][key], key
+    assert_same_weights(resumed, whole)
 
 
 def test_a_run_killed_before_the_branch_resumes_and_shares_its_dense_model(make_cfg, tmp_path: Path) -> None:
@@ -90,6 +115,7 @@ def test_a_run_killed_before_the_branch_resumes_and_shares_its_dense_model(make_
     assert resumed["dense_source"]["trained_here"] and resumed["timing"]["epochs_timed"] == 3
     for key in SAME:
         assert resumed["metrics"][key] == whole["metrics"][key], key
+    assert_same_weights(resumed, whole)
     assert cache_of(resumed).problem() is None
 
 

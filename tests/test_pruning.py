@@ -15,6 +15,7 @@ from bvp.export import cpu_state_dict, decode_sparse, encode_sparse, export_clas
 from bvp.models import BetaVAEClassif
 from bvp.pruning import DecoderStripPruning, scope_parameters, sparsity_report
 from bvp.run import build, train
+from tests.test_branching import assert_same_weights
 
 
 def test_global_l1_matches_torch_and_hits_the_amount() -> None:
@@ -127,6 +128,7 @@ def test_killed_run_resumes_to_the_same_final_metrics(make_cfg, crash: str, epoc
     keys += ("nonzero_classifier",)
     for key in keys:
         assert resumed["metrics"][key] == whole["metrics"][key], key
+    assert_same_weights(resumed, whole)
     assert resumed["sparsity"] == whole["sparsity"]
 
 

@@ -143,6 +143,22 @@ def test_remove_latent_units() -> None:
         remove_latent_units(net, [])
 
 
+def test_removing_constant_units_with_their_mean_folded_in_keeps_the_function() -> None:
+    """Inactive units have constant codes: folded into the next biases, their removal changes no output."""
+    net, x = small().eval(), torch.randn(6, 1, 28, 28)
+    with torch.no_grad():  # dimensions 1 and 3 constant, away from 0, so that dropping them unfolded would show
+        net.latent.mu.weight[[1, 3]] = 0
+        net.latent.mu.bias[[1, 3]] = torch.tensor([2.0, -3.0])
+    mean_code = net(x).mu.mean(0)
+    before, unfolded = net(x), copy.deepcopy(net)
+    assert remove_latent_units(net, [0, 2], mean_code) == [1, 3]
+    remove_latent_units(unfolded, [0, 2])
+    after = net(x)
+    torch.testing.assert_close(after.logits, before.logits)
+    torch.testing.assert_close(after.recon, before.recon)
+    assert not torch.allclose(unfolded(x).logits, before.logits, atol=1e-3)  # the folding is what keeps it
+
+
 def test_match_shapes_rebuilds_a_pruned_checkpoint() -> None:
     """A run resumed during fine-tuning builds the dense network, then loads the checkpoint's smaller shapes."""
     net, x = small(), torch.randn(3, 1, 28, 28)

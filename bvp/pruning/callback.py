@@ -25,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from bvp.config import ConfigError
+from bvp.config import ConfigError, Rules
 from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
@@ -35,14 +35,20 @@ from bvp.pruning.branch import DenseCache
 from bvp.pruning.objectives import OBJECTIVES
 from bvp.pruning.schedules import CubicSchedule, step_count
 from bvp.pruning.scope import SCOPES, scope_parameters, sparsity_report
-from bvp.pruning.structured import channel_counts, channel_sparsity, check_channel_amount, prune_channels, remove_latent_units
+from bvp.pruning.structured import (
+    NORMS,
+    channel_counts,
+    channel_sparsity,
+    check_channel_amount,
+    prune_channels,
+    remove_latent_units,
+)
 
 if TYPE_CHECKING:
     from bvp.module import ClassifModule
 
 PRUNING_FNS = ("l1_unstructured", "random_unstructured")  # ModelPruning's unstructured methods usable globally
 STRUCTURES = ("weights", "channels")  # zero single weights (unstructured) | remove whole channels/neurons
-NORMS = ("l1", "l2")
 LATENT_UNITS = ("keep", "inactive")
 
 
@@ -159,9 +165,14 @@ class DecoderStripPruning(ModelPruning):
             sparsity = {"channels": channel_sparsity(net, self.results["dense_channels"])}
             sparsity["overall"] = 1 - count_params(net.classifier()) / self.results["dense_classifier_params"]
         else:
+            for module, name in self._parameters_to_prune:  # the masked weight as of now (the attribute is
+                if hasattr(module, f"{name}_orig"):  # refreshed by forward only, in the old memory format)
+                    setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
             total = sum(getattr(m, n).numel() for m, n in self._parameters_to_prune)
             zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in self._parameters_to_prune)
-            self.apply_pruning(step_count(target, total, total - zeros))  # an exact count: no rounding drift
+            with torch.random.fork_rng(devices=[]):  # random_unstructured: the same mask whichever way the run began
+                torch.manual_seed(pl_module.seed * 1_000_003 + k)
+                self.apply_pruning(step_count(target, total, total - zeros))  # an exact count: no rounding drift
             sparsity = sparsity_report(net, self._parameters_to_prune)
         if pl_module.channels_last:
             net.to(memory_format=torch.channels_last)
@@ -170,10 +181,10 @@ class DecoderStripPruning(ModelPruning):
         epoch = self.prune_epoch + k * (self.schedule.step_epochs if self.schedule else 0)  # the step's (1-based) epoch
         self.results["schedule"].append({"epoch": epoch, "target": target, "overall": sparsity["overall"]})
         if k == (self.schedule.steps if self.schedule else 0):  # fully pruned, before the fine-tuning epochs
-            self.results |= {f"pruned_{k}": v for k, v in snapshot(net, dm, latent=False).items()}
+            self.results |= {f"pruned_{key}": v for key, v in snapshot(net, dm, latent=False).items()}
         if trainer.logger is not None:
-            flat = {f"prune/{k}": v for k, v in self.results.items() if isinstance(v, (int, float))}
-            flat |= {f"sparsity/{k}": v for k, v in sparsity.items()} | {"sparsity/target": target}
+            flat = {f"prune/{key}": v for key, v in self.results.items() if isinstance(v, (int, float))}
+            flat |= {f"sparsity/{key}": v for key, v in sparsity.items()} | {"sparsity/target": target}
             trainer.logger.log_metrics(flat, step=trainer.global_step)
 
     @torch.no_grad()
@@ -187,16 +198,11 @@ class DecoderStripPruning(ModelPruning):
         inactive = [d for d in range(len(kl)) if kl[d] <= ACTIVE_UNIT_NATS and d != int(kl.argmax())]
         return inactive, mu.mean(0)
 
-    @torch.no_grad()
     def _remove_units(self, pl_module: ClassifModule, dm: Any, inactive: list[int], mean_code: Tensor) -> None:
-        """Remove the inactive latent dimensions. Their codes are (nearly) constant, so their contribution to
-        every layer that reads z is folded into that layer's bias first: the network's function is kept."""
+        """Remove the inactive latent dimensions, their (nearly) constant codes folded into the next biases."""
         net = pl_module.net
-        readers = [net.head[0]] + ([net.decoder.net[0]] if net.decoder is not None else [])
-        for layer in readers:
-            layer.bias += layer.weight[:, inactive] @ mean_code[inactive]
         keep = [d for d in range(len(mean_code)) if d not in inactive]
-        removed = remove_latent_units(net, keep)
+        removed = remove_latent_units(net, keep, mean_code)
         pl_module.latent_resized()
         self.results |= {"latent_units_removed": len(removed), "latent_removed_dims": removed}
         self.results |= {f"units_removed_{k}": v for k, v in snapshot(net, dm, latent=False).items()}
@@ -247,39 +253,32 @@ class DecoderStripPruning(ModelPruning):
 
 def check_pruning_args(pruning: dict[str, Any], epochs: int) -> list[str]:
     """Errors (as 'key=value: what to write instead') in a pruning config, before any training."""
-    errors = []
-    amount = pruning.get("amount", 0.5)
-    if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not 0 <= amount < 1:
-        errors.append(f"pruning.amount={amount!r}: must be a number in [0, 1), e.g. pruning.amount=0.9")
+    rules = Rules()
+    rules.number("pruning.amount", pruning.get("amount", 0.5), ge=0, lt=1, example=0.9)
     pe = pruning.get("prune_epoch", epochs)
-    if not isinstance(pe, int) or isinstance(pe, bool) or not 1 <= pe <= epochs:
-        errors.append(f"pruning.prune_epoch={pe!r}: must be an integer in [1, epochs={epochs}]")
-    fe = pruning.get("finetune_epochs", 0)
-    if not isinstance(fe, int) or isinstance(fe, bool) or fe < 0:
-        errors.append(f"pruning.finetune_epochs={fe!r}: must be an integer >= 0")
+    rules.number("pruning.prune_epoch", pe, integer=True, ge=1, le=epochs, example=epochs)
+    rules.number("pruning.finetune_epochs", pruning.get("finetune_epochs", 0), integer=True, ge=0, example=2)
     scope = pruning.get("scope", SCOPES)
     if isinstance(scope, str) or not scope or any(s not in SCOPES for s in scope):
-        errors.append(f"pruning.scope={scope!r}: must be a non-empty subset of {list(SCOPES)}, e.g. pruning.scope=[encoder,head]")
-    loss = pruning.get("finetune_loss", "ce")
-    if loss not in OBJECTIVES:
-        errors.append(f"pruning.finetune_loss={loss!r}: must be one of {list(OBJECTIVES)}")
-    if not isinstance(pruning.get("prune_bias", False), bool):
-        errors.append(f"pruning.prune_bias={pruning.get('prune_bias')!r}: must be true or false")
-    pruning_fn = pruning.get("pruning_fn", "l1_unstructured")
-    if pruning_fn not in PRUNING_FNS:
-        errors.append(f"pruning.pruning_fn={pruning_fn!r}: must be one of {list(PRUNING_FNS)}")
-    for key, options in (("structure", STRUCTURES), ("norm", NORMS), ("latent_units", LATENT_UNITS)):
-        value = pruning.get(key, options[0])
-        if value not in options:
-            errors.append(f"pruning.{key}={value!r}: must be one of {list(options)}")
+        rules.add("pruning.scope", scope, f"must be a non-empty subset of {list(SCOPES)}, e.g. pruning.scope=[encoder,head]")
+    rules.choice("pruning.finetune_loss", pruning.get("finetune_loss", "ce"), OBJECTIVES)
+    rules.boolean("pruning.prune_bias", pruning.get("prune_bias", False))
+    rules.choice("pruning.pruning_fn", pruning.get("pruning_fn", "l1_unstructured"), PRUNING_FNS)
+    for key, options in (("structure", STRUCTURES), ("norm", tuple(NORMS)), ("latent_units", LATENT_UNITS)):
+        rules.choice(f"pruning.{key}", pruning.get(key, options[0]), options)
+    if pruning.get("structure") == "channels":  # whole channels of every hidden layer, ranked by group magnitude
+        unused = {"scope": list(SCOPES), "prune_bias": False, "pruning_fn": "l1_unstructured"}
+        for key, default in unused.items():
+            if key in pruning and (list(pruning[key]) if key == "scope" else pruning[key]) != default:
+                rules.add(f"pruning.{key}", pruning[key], f"applies to pruning.structure=weights only; leave it at {default}")
     steps, step_epochs = pruning.get("steps", 0), pruning.get("step_epochs", 1)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        errors.append(f"pruning.steps={steps!r}: must be an integer >= 0 (0: prune at once), e.g. pruning.steps=5")
-    elif not isinstance(step_epochs, int) or isinstance(step_epochs, bool) or step_epochs < 1:
-        errors.append(f"pruning.step_epochs={step_epochs!r}: must be an integer >= 1, e.g. pruning.step_epochs=2")
-    elif steps and isinstance(pe, int) and pe + steps * step_epochs > epochs:
-        errors.append(
-            f"pruning.prune_epoch={pe!r}: the gradual window (prune_epoch + steps * step_epochs = {pe + steps * step_epochs}) "
-            f"ends after epochs={epochs}; write pruning.prune_epoch={epochs - steps * step_epochs} or less, or fewer steps"
-        )
-    return errors
+    rules.number("pruning.steps", steps, integer=True, ge=0, example=5)
+    rules.number("pruning.step_epochs", step_epochs, integer=True, ge=1, example=2)
+    if not rules.errors and steps and pe + steps * step_epochs > epochs:
+        window, latest = steps * step_epochs, epochs - steps * step_epochs
+        end = f"the gradual window (prune_epoch + steps * step_epochs = {pe + window}) ends after epochs={epochs}"
+        if latest >= 1:
+            rules.add("pruning.prune_epoch", pe, f"{end}; write pruning.prune_epoch={latest} or less")
+        else:
+            rules.add("pruning.steps", steps, f"{end}; write pruning.steps * pruning.step_epochs <= {epochs - 1}")
+    return rules.errors

@@ -22,7 +22,7 @@ from bvp.evaluation.compression import count_params
 from bvp.evaluation.cost import count_macs
 from bvp.models import LatentClassifier, Output
 
-NORMS = {"l1": 1, "l2": 2}
+NORMS = {"l1": 1, "l2": 2}  # pruning.norm -> the p of the group magnitude
 
 
 def prunable_layers(net: LatentClassifier) -> dict[str, nn.Conv2d | nn.Linear]:
@@ -130,22 +130,28 @@ def prune_channels(
     return ChannelPruning(removed, (before[0], count_params(classifier)), (before[1], count_macs(classifier, example_input)))
 
 
-def remove_latent_units(net: LatentClassifier, keep: Iterable[int]) -> list[int]:
+@torch.no_grad()
+def remove_latent_units(net: LatentClassifier, keep: Iterable[int], mean_code: Tensor | None = None) -> list[int]:
     """Remove the latent dimensions not in ``keep``: their rows of the mean (and log-variance) layer and their
     columns of every layer that reads z (the head's first layer, the decoder's first layer if present).
-    Returns the removed dimensions (indices before the call)."""
+    With ``mean_code`` (the mean code of each dimension over the data), the removed dimensions' contribution
+    W[:, d] * mean_d is first folded into those layers' biases: exact for a constant code, which is what an
+    inactive unit (KL ~ 0) has. Returns the removed dimensions (indices before the call)."""
     keep = set(keep)
     removed = [j for j in range(net.latent.mu.out_features) if j not in keep]
     if len(removed) == net.latent.mu.out_features:
         raise ValueError("remove_latent_units: keep at least one latent dimension")
     if not removed:
         return []
+    readers = [net.head[0]] + ([net.decoder.net[0]] if net.decoder is not None else [])
+    if mean_code is not None:
+        for layer in readers:
+            layer.bias += layer.weight[:, removed] @ mean_code[removed].to(layer.weight)
     tp.prune_linear_out_channels(net.latent.mu, removed)
     if getattr(net.latent, "logvar", None) is not None:
         tp.prune_linear_out_channels(net.latent.logvar, removed)
-    tp.prune_linear_in_channels(net.head[0], removed)
-    if net.decoder is not None:
-        tp.prune_linear_in_channels(net.decoder.net[0], removed)
+    for layer in readers:
+        tp.prune_linear_in_channels(layer, removed)
     net.latent_dim = net.latent.mu.out_features
     return removed
 
