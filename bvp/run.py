@@ -104,14 +104,20 @@ def prepare(cfg: DictConfig, out_dir: Path) -> tuple[L.LightningDataModule, L.Li
     return dm, module, trainer, find_checkpoint(cfg, out_dir)
 
 
-def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str | None) -> str | None:
+def data_source(dm: L.LightningDataModule) -> str:
+    """Which data a run read: dSprites says "official" or "procedural-v<N>", the torchvision sets their name."""
+    return getattr(dm, "source", None) or dm.name
+
+
+def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str | None, data_source: str) -> str | None:
     """Where training starts: the run's own checkpoint if it has one; else the cached dense model of its branch
     if one is usable; else from scratch, holding the cache's lock until the branch point (the pruner saves the
     dense model there and releases it) so that parallel branches wait instead of training it again."""
     if pruner is None or cfg.get("cache_dir") is None:  # cache_dir=null: every run trains its own dense model
         return ckpt
-    # the data folder is bookkeeping for the run's identity, but a dense model trained on other files is another model
-    dense = dense_identity(run_identity(cfg), pruner.prune_epoch) | {"data_dir": str(Path(cfg.data_dir).resolve())}
+    # where the data came from is bookkeeping for the run's identity, but a model trained on other files is another model
+    data = {"data_dir": str(Path(cfg.data_dir).resolve()), "data_source": data_source}
+    dense = dense_identity(run_identity(cfg), pruner.prune_epoch) | data
     pruner.dense_cache = cache = DenseCache(cfg.cache_dir, dense)
     if ckpt is not None:
         return ckpt
@@ -134,7 +140,7 @@ def fit_and_measure(
     full_params = count_params(module.net)
     architecture = copy.deepcopy(module.net)  # as built, unpruned: the dense shapes (a resumed run loads its weights later)
     pruner = pruner_of(trainer)
-    ckpt = start_point(cfg, pruner, ckpt)
+    ckpt = start_point(cfg, pruner, ckpt, data_source(dm))
     if ckpt:
         log.info("resuming from %s", ckpt)
     start = time.perf_counter()
@@ -151,7 +157,7 @@ def fit_and_measure(
 
     metrics: dict[str, Any] = {}
     final = snapshot(module.net, dm)  # the same batches as the dense and pruned measurements
-    record: dict[str, Any] = {"dataset_source": getattr(dm, "source", None) or dm.name}  # dSprites: official or procedural
+    record: dict[str, Any] = {"dataset_source": data_source(dm)}
     if pruner is None:
         metrics |= {f"dense_{k}": v for k, v in final.items()}
     else:
