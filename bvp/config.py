@@ -23,11 +23,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, ValidationError
 
+from bvp.identity import REFERENCE
+
 if TYPE_CHECKING:
     import lightning.pytorch as L
 
 SEED_MAX = 2**32 - 1  # Lightning's seed_everything silently replaces a seed outside [0, 2**32 - 1] by 0
-_REFERENCE = re.compile(r"^\$\{([\w.]+)\}$")  # ${other.key}: a copy of another key
 
 
 class ConfigError(ValueError):
@@ -167,7 +168,7 @@ def unresolved(cfg: DictConfig) -> list[str]:
     errors = []
     for key in _leaves(cfg):
         raw = _node(cfg, key)._value()
-        copied = _REFERENCE.match(raw) if isinstance(raw, str) else None
+        copied = REFERENCE.match(raw) if isinstance(raw, str) else None
         if copied and _node(cfg, copied.group(1)) is not None:
             continue
         try:
@@ -257,7 +258,7 @@ class Parts:
         seen = set()
         while key not in seen and (node := _node(self.cfg, key)) is not None:
             seen.add(key)
-            match = _REFERENCE.match(raw) if isinstance(raw := node._value(), str) else None
+            match = REFERENCE.match(raw) if isinstance(raw := node._value(), str) else None
             if match is None or _node(self.cfg, match.group(1)) is None:
                 break
             key = match.group(1)

@@ -30,7 +30,7 @@ BOOKKEEPING = (
 )
 # keys of the prune step and after it: everything else is shared by every branch of one dense model
 AFTER_BRANCH = ("pruning", "finetune_epochs", "epochs")
-_REFERENCE = re.compile(r"^\$\{[\w.]+\}$")  # ${other.key}: a copy of another key, not a setting of its own
+REFERENCE = re.compile(r"^\$\{([\w.]+)\}$")  # ${other.key}: a copy of another key, not a setting of its own
 
 
 def _name_of(target: str) -> str:
@@ -67,7 +67,7 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
             if _skipped(path) or key in ("_target_", "_partial_"):
                 continue
             raw = node._get_node(key)
-            if OmegaConf.is_interpolation(node, key) and _REFERENCE.match(str(raw._value())):
+            if OmegaConf.is_interpolation(node, key) and REFERENCE.match(str(raw._value())):
                 continue
             value = node[key]
             if isinstance(value, DictConfig):

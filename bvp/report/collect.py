@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 import yaml
 
+from bvp.data import DeviceDataModule
 from bvp.io import read_json
 from bvp.sweep import SWEEP_FILE
 
 SEED = "seed"
 AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
 FIRST_KEYS = ("dataset", "model", "beta", "latent_dim")  # shown first in tables and labels, then the rest sorted
-INPUT_DIM = {"mnist": 784, "fashion_mnist": 784, "cifar10": 3072, "dsprites": 4096}  # C * H * W
+# C * H * W of each dataset, by the name the run identity gives it (its bvp.data module: bvp.identity)
+INPUT_DIM = {cls.__module__.rsplit(".", 1)[-1]: math.prod(cls.shape) for cls in DeviceDataModule.__subclasses__()}
 Key = tuple[Any, ...]  # the values of a list of identity keys
 
 
