@@ -7,7 +7,7 @@ SHARED_DATA ?= ../shared/data
 FASHION_MNIST_DEB ?= /usr/share/datasets/fashion-mnist
 ARGS ?=
 
-.PHONY: install train test bench bench-latency report lint tensorboard data clean
+.PHONY: install train test bench bench-latency report lint tensorboard data clean study study-quick
 
 install: $(STAMP)
 
@@ -34,6 +34,16 @@ train: install data
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# the MNIST study (docs/results.md), seed-major and resumable (re-run to finish what is left), then its report
+study: install data
+	$(PY) -m bvp.study mnist $(ARGS)
+	$(VENV)/bin/bvp-report outputs/study/mnist --out outputs/study/mnist/report
+
+# the same study's shape on a budget of minutes: 2 + 1 epochs, amounts 0 and 0.9, seeds 0-1
+study-quick: install data
+	$(PY) -m bvp.study mnist --quick $(ARGS)
+	$(VENV)/bin/bvp-report outputs/study-quick/mnist --out outputs/study-quick/mnist/report
 
 # training throughput: the project's path vs a plain PyTorch loop vs the textbook DataLoader path
 bench: install

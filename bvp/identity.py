@@ -7,10 +7,17 @@ dense-model cache (the identity without the pruning settings, see ``dense_identi
 
 from __future__ import annotations
 
+import hashlib
 import re
+import subprocess
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+PACKAGE = Path(__file__).resolve().parent
+CODE_PATHS = ("bvp", "conf", "train.py", "pyproject.toml", "constraints.txt")  # what a run's numbers depend on
 
 # bookkeeping: where things are written and how a run is launched or shown, never what it computes
 BOOKKEEPING = (
@@ -86,3 +93,35 @@ def dense_identity(identity: dict[str, Any], branch_epoch: int) -> dict[str, Any
     the epoch counts after the branch, plus the epoch at which it branches."""
     dense = {k: v for k, v in identity.items() if not any(k == a or k.startswith(a + ".") for a in AFTER_BRANCH)}
     return {**dense, "branch_epoch": branch_epoch}
+
+
+@cache
+def code_version() -> dict[str, Any]:
+    """The git commit of the code that ran and whether its code paths had uncommitted changes (None outside git),
+    recorded in every metrics.json so a table never mixes code versions unseen."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=PACKAGE, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    root = git("rev-parse", "--show-toplevel")
+    if commit is None or root is None:
+        return {"commit": None, "dirty": None}
+    status = git("-C", root, "status", "--porcelain", "--", *CODE_PATHS)
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+@cache
+def code_fingerprint() -> str:
+    """SHA-256 of the package's training code (every bvp/**/*.py but the report): part of the dense-cache key, so a
+    change to the data, the networks, the loss or the module never branches from a dense model older code trained."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if not rel.startswith("report/"):
+            digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

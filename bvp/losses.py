@@ -28,13 +28,15 @@ def recon_loss(recon: Tensor, x: Tensor, likelihood: str) -> Tensor:
     return per_pixel.flatten(1).sum(1).mean()
 
 
-def total_loss(recon: Tensor | None, kl: Tensor | None, ce: Tensor, beta: float, cls_weight: float) -> Tensor:
-    """recon + beta * KL + cls_weight * CE, leaving out the terms a model does not have."""
+def total_loss(
+    recon: Tensor | None, kl: Tensor | None, ce: Tensor, beta: float, cls_weight: float, recon_weight: float = 1.0
+) -> Tensor:
+    """recon_weight * recon + beta * KL + cls_weight * CE, leaving out the terms a model does not have."""
     loss = cls_weight * ce
     if kl is not None:
         loss = loss + beta * kl
     if recon is not None:
-        loss = loss + recon
+        loss = loss + recon_weight * recon
     return loss
 
 

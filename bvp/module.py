@@ -25,7 +25,9 @@ Batch = tuple[Tensor, Tensor]
 
 
 class ClassifModule(L.LightningModule):
-    """Trains a LatentClassifier on recon + beta * KL + cls_weight * CE (CE alone for CNN-Classif).
+    """Trains a LatentClassifier on recon_weight * recon + beta * KL + cls_weight * CE (CE alone for CNN-Classif).
+    ``recon_weight=0`` removes the decoder before training: the variational information bottleneck classifier
+    (Alemi et al. 2017), which separates the KL pressure from the reconstruction.
 
     From the prune step on (``enter_finetune``) it trains what the fine-tune objective keeps
     (bvp.pruning.objectives): the deployed classifier alone, the whole network, or the paper's CE + beta * KL.
@@ -37,6 +39,7 @@ class ClassifModule(L.LightningModule):
         optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer],
         beta: float = 1.0,
         cls_weight: float = 1.0,
+        recon_weight: float = 1.0,
         recon: str = "bernoulli",
         seed: int = 0,
         num_images: int = 8,
@@ -46,6 +49,7 @@ class ClassifModule(L.LightningModule):
         rules = Rules()  # model.<key>: refused before anything is built or trained
         rules.number("beta", beta, ge=0, example=4)
         rules.number("cls_weight", cls_weight, gt=0, example=10)
+        rules.number("recon_weight", recon_weight, ge=0, example=1)
         rules.choice("recon", recon, LIKELIHOODS)
         rules.seed("seed", seed)
         rules.number("num_images", num_images, integer=True, ge=0, example=8)
@@ -54,6 +58,8 @@ class ClassifModule(L.LightningModule):
         rules.optimizer("optimizer", optimizer, net.parameters())
         rules.check()
         super().__init__()
+        if recon_weight == 0:  # no reconstruction: no decoder (a variational information bottleneck classifier)
+            net.strip(keep_decoder=False, keep_logvar=True)
         self.net, self.optimizer_factory = net, optimizer
         self.channels_last = channels_last
         if channels_last:
@@ -61,6 +67,7 @@ class ClassifModule(L.LightningModule):
         # kept outside the module tree: checkpoints, pruning and state_dict keys see only self.net
         object.__setattr__(self, "_net_fn", torch.compile(self.net) if compile else self.net)
         self.beta, self.cls_weight, self.recon, self.seed = float(beta), float(cls_weight), recon, seed
+        self.recon_weight = float(recon_weight)
         self.num_images = num_images
         self.use_kl = net.variational
         self.finetuning = False
@@ -87,7 +94,7 @@ class ClassifModule(L.LightningModule):
             kl = terms["kl"] if self.use_kl else None
         if out.recon is not None:
             terms["recon"] = recon_loss(out.recon, x, self.recon)
-        terms["loss"] = total_loss(terms.get("recon"), kl, terms["ce"], self.beta, self.cls_weight)
+        terms["loss"] = total_loss(terms.get("recon"), kl, terms["ce"], self.beta, self.cls_weight, self.recon_weight)
         return terms
 
     def forward(self, x: Tensor) -> Output:

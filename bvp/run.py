@@ -27,7 +27,7 @@ from bvp.evaluation.compression import compression_figures, count_params
 from bvp.evaluation.cost import deploy_cost, exported_bytes
 from bvp.evaluation.measure import snapshot
 from bvp.export import export_classifier
-from bvp.identity import dense_identity, run_identity
+from bvp.identity import code_fingerprint, code_version, dense_identity, run_identity
 from bvp.io import atomic_write_json, read_json
 from bvp.pruning import DecoderStripPruning
 from bvp.pruning.branch import DenseCache
@@ -115,8 +115,9 @@ def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str |
     dense model there and releases it) so that parallel branches wait instead of training it again."""
     if pruner is None or cfg.get("cache_dir") is None:  # cache_dir=null: every run trains its own dense model
         return ckpt
-    # where the data came from is bookkeeping for the run's identity, but a model trained on other files is another model
-    data = {"data_dir": str(Path(cfg.data_dir).resolve()), "data_source": data_source}
+    # where the data came from is bookkeeping for the run's identity, but a model trained on other files (or by
+    # other code) is another model
+    data = {"data_dir": str(Path(cfg.data_dir).resolve()), "data_source": data_source, "code": code_fingerprint()}
     dense = dense_identity(run_identity(cfg), pruner.prune_epoch) | data
     pruner.dense_cache = cache = DenseCache(cfg.cache_dir, dense)
     if ckpt is not None:
@@ -209,6 +210,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "status": "running",
         "error": None,
         "identity": run_identity(cfg),
+        "code": code_version(),
         "config": config,
         "process": {"pid": os.getpid(), "started": time.time()},
     }

@@ -107,7 +107,13 @@ class SweepProgress(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         params = config.hydra.sweeper.get("params")
         jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
-        atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": time.time(), "refused": []})
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with locked(sweep_dir):  # a sweep re-run with other seeds (bvp.study) adds its jobs to the record
+            info = read_json(sweep_dir / SWEEP_FILE) or {}
+            known = info.get("jobs", [])
+            refused = [r for r in info.get("refused", []) if r["overrides"] not in jobs]  # these run again now
+            jobs = known + [job for job in jobs if job not in known]
+            atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": time.time(), "refused": refused})
         self._draw(sweep_dir)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 PRUNING_FNS = ("l1_unstructured", "random_unstructured")  # ModelPruning's unstructured methods usable globally
 STRUCTURES = ("weights", "channels")  # zero single weights (unstructured) | remove whole channels/neurons
 LATENT_UNITS = ("keep", "inactive")
+OPTIMIZER_STATES = ("fresh", "carry")  # the optimizer at the branch point: new Adam moments | the dense run's
 
 
 class DecoderStripPruning(ModelPruning):
@@ -70,15 +71,20 @@ class DecoderStripPruning(ModelPruning):
         latent_units: str = "keep",
         steps: int = 0,
         step_epochs: int = 1,
+        use_global_unstructured: bool = True,
+        optimizer_state: str = "fresh",
     ) -> None:
         """``amount``: the final fraction of the scoped weights (``structure=weights``) or of each layer's
         channels/neurons (``structure=channels``). ``steps`` > 0: reach it in that many steps, ``step_epochs``
         apart, after the branch point (gradual pruning); 0: at once. ``latent_units=inactive``: also remove the
-        latent dimensions whose KL on the dense model is below the active-unit threshold."""
+        latent dimensions whose KL on the dense model is below the active-unit threshold.
+        ``use_global_unstructured``: rank weights across the whole scope (true) or prune each layer by the same
+        fraction (false: layer-wise, a ShrinkBench baseline). ``optimizer_state``: ``fresh`` starts fine-tuning
+        with new optimizer state, as every model and amount alike; ``carry`` keeps the dense run's moments."""
         super().__init__(
             pruning_fn=pruning_fn,
             amount=amount,
-            use_global_unstructured=True,
+            use_global_unstructured=use_global_unstructured,
             apply_pruning=False,  # the branch step below prunes; ModelPruning's per-epoch hook never does
             make_pruning_permanent=True,
             use_lottery_ticket_hypothesis=False,
@@ -88,6 +94,7 @@ class DecoderStripPruning(ModelPruning):
         self.prune_epoch, self.finetune_epochs = prune_epoch, finetune_epochs
         self.scope, self.objective = list(scope), OBJECTIVES[finetune_loss]
         self.structure, self.norm, self.latent_units = structure, norm, latent_units
+        self.optimizer_state = optimizer_state
         self.schedule = CubicSchedule(amount, prune_epoch, steps, step_epochs) if steps else None
         self.results: dict[str, Any] = {}
         self.dense_cache: DenseCache | None = None  # set by bvp.run: where the dense model is shared
@@ -170,13 +177,17 @@ class DecoderStripPruning(ModelPruning):
                     setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
             total = sum(getattr(m, n).numel() for m, n in self._parameters_to_prune)
             zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in self._parameters_to_prune)
+            count = step_count(target, total, total - zeros)  # global: an exact count, no rounding drift
+            # layer-wise: the same fraction of what is left in every layer (torch rounds per layer)
+            step = count if self._use_global_unstructured else count / max(total - zeros, 1)
             with torch.random.fork_rng(devices=[]):  # random_unstructured: the same mask whichever way the run began
                 torch.manual_seed(pl_module.seed * 1_000_003 + k)
-                self.apply_pruning(step_count(target, total, total - zeros))  # an exact count: no rounding drift
+                self.apply_pruning(step)
             sparsity = sparsity_report(net, self._parameters_to_prune)
         if pl_module.channels_last:
             net.to(memory_format=torch.channels_last)
-        self._rebuild_optimizers(trainer)
+        # fresh state at the branch point (k = 0) if asked; a gradual step always keeps the fine-tuning's state
+        self._rebuild_optimizers(trainer, carry=self.optimizer_state == "carry" or k > 0)
         self.results["step"], self.results["sparsity"] = k, sparsity
         epoch = self.prune_epoch + k * (self.schedule.step_epochs if self.schedule else 0)  # the step's (1-based) epoch
         self.results["schedule"].append({"epoch": epoch, "target": target, "overall": sparsity["overall"]})
@@ -225,11 +236,13 @@ class DecoderStripPruning(ModelPruning):
         pl_module.strip_to_classifier()
 
     @staticmethod
-    def _rebuild_optimizers(trainer: L.Trainer) -> None:
-        """Re-run configure_optimizers over the surviving parameters (the stripped ones are gone) and carry
-        over each surviving parameter's optimizer state (a pruned ``weight_orig`` is the same tensor)."""
+    def _rebuild_optimizers(trainer: L.Trainer, carry: bool) -> None:
+        """Re-run configure_optimizers over the surviving parameters (the stripped ones are gone); if ``carry``,
+        keep each surviving parameter's optimizer state (a pruned ``weight_orig`` is the same tensor)."""
         old = trainer.optimizers
         trainer.strategy.setup_optimizers(trainer)
+        if not carry:
+            return
         for before, after in zip(old, trainer.optimizers, strict=True):
             for group in after.param_groups:
                 for p in group["params"]:
@@ -264,10 +277,12 @@ def check_pruning_args(pruning: dict[str, Any], epochs: int) -> list[str]:
     rules.choice("pruning.finetune_loss", pruning.get("finetune_loss", "ce"), OBJECTIVES)
     rules.boolean("pruning.prune_bias", pruning.get("prune_bias", False))
     rules.choice("pruning.pruning_fn", pruning.get("pruning_fn", "l1_unstructured"), PRUNING_FNS)
+    rules.boolean("pruning.use_global_unstructured", pruning.get("use_global_unstructured", True))
+    rules.choice("pruning.optimizer_state", pruning.get("optimizer_state", "fresh"), OPTIMIZER_STATES)
     for key, options in (("structure", STRUCTURES), ("norm", tuple(NORMS)), ("latent_units", LATENT_UNITS)):
         rules.choice(f"pruning.{key}", pruning.get(key, options[0]), options)
     if pruning.get("structure") == "channels":  # whole channels of every hidden layer, ranked by group magnitude
-        unused = {"scope": list(SCOPES), "prune_bias": False, "pruning_fn": "l1_unstructured"}
+        unused = {"scope": list(SCOPES), "prune_bias": False, "pruning_fn": "l1_unstructured", "use_global_unstructured": True}
         for key, default in unused.items():
             if key in pruning and (list(pruning[key]) if key == "scope" else pruning[key]) != default:
                 rules.add(f"pruning.{key}", pruning[key], f"applies to pruning.structure=weights only; leave it at {default}")

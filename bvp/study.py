@@ -1,0 +1,61 @@
+"""A whole study, seed-major: seed 0 of every part, then seed 1, and so on, so a study stopped at any point is
+balanced across its cells. Each part is an experiment (conf/experiment/<part>.yaml) whose sweep lists its seeds;
+re-running finishes only what is left (a run whose metrics.json says done is skipped).
+
+    python -m bvp.study mnist            (make study)
+    python -m bvp.study mnist --quick    (make study-quick: the same shape in minutes, outputs/study-quick)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = {  # the parts of each study, in the order they run within a seed
+    "mnist": ("mnist_curves", "mnist_objectives", "mnist_random", "mnist_layerwise", "mnist_no_recon"),
+}
+# the same shape on a small budget: 2 + 1 epochs of 40 batches, two amounts, two seeds
+QUICK = ("epochs=2", "finetune_epochs=1", "+trainer.limit_train_batches=40", "pruning.amount=0,0.9")
+QUICK_SEEDS = (0, 1)
+
+
+def part_seeds(part: str) -> list[int]:
+    """The seeds a part's sweep lists (hydra.sweeper.params.seed in its experiment config)."""
+    config = yaml.safe_load((ROOT / "conf" / "experiment" / f"{part}.yaml").read_text())
+    return [int(s) for s in str(config["hydra"]["sweeper"]["params"]["seed"]).split(",")]
+
+
+def plan(parts: tuple[str, ...], seeds: dict[str, list[int]]) -> list[tuple[int, str]]:
+    """(seed, part) in the order they run: every part's seed s before any part's seed s + 1."""
+    return [(s, p) for s in sorted({s for v in seeds.values() for s in v}) for p in parts if s in seeds[p]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bvp.study", description=__doc__.splitlines()[0])
+    parser.add_argument("study", choices=sorted(STUDIES))
+    parser.add_argument("--quick", action="store_true", help="2 + 1 epochs, amounts 0 and 0.9, seeds 0-1")
+    parser.add_argument("--root", default=None, help="where the parts' sweeps go (default outputs/study[-quick]/<study>)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. trainer=gpu")
+    args = parser.parse_args(argv)
+    parts = STUDIES[args.study]
+    seeds = {p: [s for s in part_seeds(p) if not args.quick or s in QUICK_SEEDS] for p in parts}
+    root = Path(args.root or f"outputs/{'study-quick' if args.quick else 'study'}/{args.study}")
+    failed = []
+    for seed, part in plan(parts, seeds):
+        cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={part}", f"seed={seed}"]
+        cmd += [f"hydra.sweep.dir={root / part.removeprefix(args.study + '_')}", *(QUICK if args.quick else ()), *args.overrides]
+        print(f"study: {part} seed={seed}", file=sys.stderr, flush=True)
+        if subprocess.run(cmd).returncode != 0:  # a failed job fails its sweep alone; the others go on
+            failed.append(f"{part} seed={seed}")
+    if failed:
+        print(f"study: sweeps with failed jobs (re-run to retry them): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The study's protocol: fresh optimizer state at the branch point (carry as an option), layer-wise magnitude
+pruning beside global, no decoder at recon_weight=0, the code version in metrics.json, seed-major study order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from bvp.identity import code_fingerprint, code_version
+from bvp.run import prepare, pruner_of, train
+from bvp.study import STUDIES, part_seeds, plan
+
+
+def optimizer_state_after_branch(make_cfg, *overrides: str) -> int:
+    """How many parameters have Adam state right after the branch step (0: fresh)."""
+    cfg = make_cfg(*overrides, "cache_dir=null", "pruning.finetune_epochs=0")
+    dm, module, trainer, _ = prepare(cfg, Path(cfg.output_dir))
+    pruner, seen = pruner_of(trainer), []
+    step = pruner.prune_step
+
+    def spy(trainer_, module_, k):
+        step(trainer_, module_, k)
+        seen.append(sum(len(opt.state) for opt in trainer_.optimizers))
+
+    pruner.prune_step = spy
+    trainer.fit(module, datamodule=dm)
+    return seen[0]
+
+
+def test_fresh_optimizer_state_at_the_branch_point_and_carry_keeps_it(make_cfg) -> None:
+    assert optimizer_state_after_branch(make_cfg) == 0  # the default: both models start fine-tuning alike
+    assert optimizer_state_after_branch(make_cfg, "pruning.optimizer_state=carry") > 0
+
+
+def test_layerwise_pruning_prunes_every_layer_by_the_amount_and_global_does_not(make_cfg) -> None:
+    layerwise = train(make_cfg("pruning.amount=0.8", "pruning.use_global_unstructured=false", name="l"))
+    per_layer = {k: v for k, v in layerwise["sparsity"].items() if k != "overall"}
+    assert all(v == pytest.approx(0.8, abs=5e-3) for v in per_layer.values()), per_layer  # torch rounds per layer
+    glob = train(make_cfg("pruning.amount=0.8", name="g"))
+    assert glob["sparsity"]["overall"] == pytest.approx(0.8, abs=1e-4)
+    spread = [v for k, v in glob["sparsity"].items() if k != "overall"]
+    assert max(spread) - min(spread) > 0.05  # global magnitude ranks across layers: uneven per layer
+    assert layerwise["identity"]["pruning.use_global_unstructured"] is False
+
+
+def test_recon_weight_zero_builds_no_decoder_and_drops_the_reconstruction(make_cfg) -> None:
+    cfg = make_cfg("model.recon_weight=0", "beta=4")
+    module = instantiate(cfg.model, net={"in_shape": [1, 28, 28], "num_classes": 10})
+    assert module.net.decoder is None and module.net.latent.logvar is not None  # still variational: a VIB classifier
+    x, y = torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    terms = module.loss_terms(module(x), x, y)
+    assert "recon" not in terms and torch.allclose(terms["loss"], 10 * terms["ce"] + 4 * terms["kl"])
+    assert not any(n.startswith("net.decoder") for n, _ in module.named_parameters())
+
+
+def test_metrics_json_records_the_code_version(make_cfg, tmp_path: Path) -> None:
+    record = json.loads((Path(train(make_cfg())["artifacts"]["exported"]).parent / "metrics.json").read_text())
+    assert record["code"] == code_version()
+    assert set(record["code"]) == {"commit", "dirty"}
+    if record["code"]["commit"] is not None:  # a git checkout (CI clones one)
+        assert len(record["code"]["commit"]) == 40 and isinstance(record["code"]["dirty"], bool)
+
+
+def test_the_dense_cache_key_changes_with_the_training_code(make_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = train(make_cfg(name="a"))
+    monkeypatch.setattr("bvp.run.code_fingerprint", lambda: "other code")
+    second = train(make_cfg(name="b"))
+    assert second["dense_source"]["trained_here"] and second["dense_source"]["path"] != first["dense_source"]["path"]
+    assert len(code_fingerprint()) == 16
+
+
+def test_a_study_runs_seed_major_and_every_part_lists_its_seeds() -> None:
+    seeds = {"a": [0, 1, 2], "b": [0, 1]}
+    assert plan(("a", "b"), seeds) == [(0, "a"), (0, "b"), (1, "a"), (1, "b"), (2, "a")]
+    for part in STUDIES["mnist"]:  # each part's experiment config exists and sweeps seed first (seed-major)
+        assert part_seeds(part)[0] == 0
+    assert part_seeds("mnist_curves") == list(range(10))
