@@ -70,3 +70,4 @@ tensorboard: install
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/multirun
+	@echo "kept: the dense-model cache (outputs/dense, or \$$BVP_CACHE_DIR; delete it to train every dense model again) and the rest of outputs/: $$(ls outputs 2>/dev/null | xargs)"

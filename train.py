@@ -1,21 +1,22 @@
 """Train one Beta-VAE-Classif / CNN-Classif run (or a sweep with -m). Configuration: conf/train.yaml.
+`python train.py --help` lists the config groups; `python train.py --cfg job` prints the composed config.
 
 A bad setting is refused before anything is written: `error: key=value: what to write instead` lines on
-stderr (every bad key), no traceback, exit status 2. A crash keeps its traceback.
+stderr (every bad key), no traceback, exit status 2. A crash prints its traceback as Hydra does (from the
+run down; HYDRA_FULL_ERROR=1: the whole stack) and exits with status 1.
 """
 
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 import hydra
 from omegaconf import DictConfig
 
-from bvp.config import config_error_lines
+from bvp.config import config_error_lines, refuse
 from bvp.run import train
-from bvp.sweep import discard_job_dir, in_multirun, register_resolvers
-
-register_resolvers()
+from bvp.sweep import discard_job_dir, in_multirun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -35,17 +36,26 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get("finetuned_test_acc", metrics.get("dense_test_acc"))
 
 
-def refuse(lines: list[str]) -> NoReturn:
-    print("\n".join(f"error: {line}" for line in lines), file=sys.stderr, flush=True)
-    sys.exit(2)
+def crash(err: BaseException) -> NoReturn:
+    """Hydra's short report of a crash: the traceback from its job runner down, and how to see all of it."""
+    report = traceback.TracebackException.from_exception(err)
+    names = [frame.name for frame in report.stack]
+    if "run_job" in names:  # Hydra's own frames above the run say nothing about the crash
+        report.stack = traceback.StackSummary.from_list(report.stack[names.index("run_job") + 1 :])
+    print("".join(report.format()), end="", file=sys.stderr)
+    print("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises (instead of printing a traceback itself): sorted below
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's choice, for a crash
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra hands every error to the lines below, which sort them
     try:
         main()
     except Exception as err:  # the command line's errors (Hydra composes it before main runs), a sweep's refused job
         lines = config_error_lines(err)
-        if lines is None:
+        if lines is not None:
+            refuse(lines)
+        if full_error:
             raise
-        refuse(lines)
+        crash(err)

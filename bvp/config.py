@@ -1,57 +1,69 @@
-"""Configuration errors: each names the key, its value and what to write instead, all bad keys at once.
+"""Configuration checks: the composed config against its schema first, then what needs more than the config.
 
-Each configurable class checks its own arguments at the top of its constructor with ``Rules``, so the rules
-sit next to the options they describe; their keys are relative to the class's config group. ``Parts`` builds
-a run's parts one after another, keeps going past a part that refuses its settings, names every refused key
-as the user writes it (``dataset.batch_size``, or ``batch_size`` where the group copies that top-level key
-with ``${batch_size}``) and raises them all at once. ``check_config`` checks the top-level keys of
-conf/train.yaml that no constructor receives; ``lightning_trainer`` is the trainer group's constructor.
+Every key's type and range is declared once, as a ``bvp.rules.Spec``: a class lists its settings' specs in
+``SETTINGS`` (``library_settings`` holds bvp's for the library classes that conf/ configures and for the
+trainer), and ``TOP_LEVEL`` those of the top-level keys of conf/train.yaml that no part receives.
+``check_config`` checks the composed config against them before any constructor is called: ``Schema`` walks
+it, finds each key's spec (a copied key such as ``${batch_size}`` is checked, and named, where it is written)
+and refuses a setting its target does not take, a value of the wrong type or range, and an argument that bvp
+derives itself (``Derived``). What needs more than the config (the data's size, the network's shape, this
+machine's devices, the file system) is checked where it is known, still before anything is written: ``Parts``
+builds the run's parts and raises every refusal at once.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
-import re
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, get_args
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from hydra._internal.utils import _locate  # hydra.utils.get_object, without its ERROR log line
 from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, ValidationError
 
 from bvp.identity import REFERENCE
+from bvp.io import folder_problem
+from bvp.rules import (  # ConfigError and Rules: importable from bvp.config too, as before
+    OPTIMIZER_SETTINGS,
+    SEED,
+    Boolean,
+    Choice,
+    ConfigError,
+    Derived,
+    Integer,
+    PathName,
+    Rules,
+    Spec,
+    Text,
+    is_integer,
+    is_number,
+)
 
 if TYPE_CHECKING:
     import lightning.pytorch as L
 
-SEED_MAX = 2**32 - 1  # Lightning's seed_everything silently replaces a seed outside [0, 2**32 - 1] by 0
+Settings = Mapping[str, Spec]
 
-
-class ConfigError(ValueError):
-    """The configuration cannot run: one 'key=value: what to write instead' line per bad key."""
-
-    def __init__(self, errors: str | Iterable[str]) -> None:
-        self.errors = [errors] if isinstance(errors, str) else list(errors)
-        super().__init__("\n".join(self.errors))
-
-    def __reduce__(self) -> tuple[Any, ...]:  # whole through a launcher's worker processes
-        return type(self), (self.errors,)
-
-    def renamed(self, name: Callable[[str], str]) -> ConfigError:
-        """The same errors with each line's key ``k`` written as ``name(k)``, in its example too ('e.g. k=1')."""
-        out = []
-        for line in self.errors:
-            key = line.split("=", 1)[0]
-            out.append(re.sub(rf"(?<![\w.]){re.escape(key)}=", lambda _, k=key: f"{name(k)}=", line))
-        return ConfigError(out)
-
-    def prefixed(self, prefix: str) -> ConfigError:
-        """The same errors with their keys under ``prefix`` ('batch_size=0: ...' -> 'dataset.batch_size=0: ...')."""
-        return self.renamed(lambda key: f"{prefix}.{key}")
+# the top-level keys of conf/train.yaml that no part receives (the others, such as beta, take the spec of the
+# part that copies them: model.beta is ${beta})
+TOP_LEVEL: Settings = {
+    "epochs": Integer(ge=1, example=30),
+    "finetune_epochs": Integer(ge=0, example=2),
+    "seed": SEED,
+    "resume": Boolean(),
+    "ckpt_path": PathName(null=True),
+    "cache_dir": PathName(null=True),
+    "output_dir": PathName(),
+    "launch.gpus": Integer(ge=1, example=4),
+    "launch.jobs_per_gpu": Integer(ge=1, example=2),
+}
 
 
 def _one_line(text: str) -> str:
@@ -79,85 +91,6 @@ def config_error_lines(err: BaseException) -> list[str] | None:
     return None
 
 
-def is_number(value: Any) -> bool:
-    """A finite int or float (bools and NaN/inf are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _bound(b: float) -> str:
-    return str(int(b)) if float(b).is_integer() else f"{b:g}"
-
-
-class Rules:
-    """Collects a constructor's bad arguments; ``check()`` raises them together as one ConfigError."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-
-    def add(self, key: str, value: Any, what: str) -> None:
-        self.errors.append(f"{key}={value!r}: {what}")
-
-    def number(
-        self,
-        key: str,
-        value: Any,
-        *,
-        integer: bool = False,
-        ge: float | None = None,
-        gt: float | None = None,
-        le: float | None = None,
-        lt: float | None = None,
-        example: Any = None,
-    ) -> None:
-        """A finite number (an integer if ``integer``) within the given bounds."""
-        ok = is_integer(value) if integer else is_number(value)
-        bounds = [(ge, ">=", lambda v, b: v >= b), (gt, ">", lambda v, b: v > b), (le, "<=", lambda v, b: v <= b)]
-        bounds.append((lt, "<", lambda v, b: v < b))
-        ok = ok and all(b is None or test(value, b) for b, _, test in bounds)
-        if not ok:
-            kind = "an integer" if integer else "a finite number"
-            limits = " and ".join(f"{op} {_bound(b)}" for b, op, _ in bounds if b is not None)
-            hint = f", e.g. {key}={example}" if example is not None else ""
-            self.add(key, value, f"must be {kind}{' ' + limits if limits else ''}{hint}")
-
-    def seed(self, key: str, value: Any) -> None:
-        self.number(key, value, integer=True, ge=0, le=SEED_MAX, example=0)
-
-    def choice(self, key: str, value: Any, options: Iterable[Any]) -> None:
-        options = list(options)
-        if not any(value == o and type(value) is type(o) for o in options):  # 1 is not True, '16' is not 16
-            self.add(key, value, f"must be one of {options}")
-
-    def boolean(self, key: str, value: Any) -> None:
-        if not isinstance(value, bool):
-            self.add(key, value, "must be true or false")
-
-    def path(self, key: str, value: Any) -> None:
-        if not isinstance(value, str) or not value.strip():
-            self.add(key, value, f"must be a path, e.g. {key}=data")
-
-    def optimizer(self, key: str, factory: Any, params: Iterable[Any]) -> None:
-        """A ``_partial_`` optimizer whose lr (if set) is a finite number > 0 and that accepts its settings:
-        built once on ``params`` (torch checks its other settings only then, when training starts)."""
-        lr = getattr(factory, "keywords", {}).get("lr")
-        if lr is not None:
-            self.number(f"{key}.lr", lr, gt=0, example=1e-3)
-        if lr is None or (is_number(lr) and lr > 0):
-            try:
-                factory(params)
-            except (TypeError, ValueError) as err:
-                name = getattr(getattr(factory, "func", factory), "__qualname__", factory)
-                self.add(key, name, f"{err}; see its documentation")
-
-    def check(self) -> None:
-        if self.errors:
-            raise ConfigError(self.errors)
-
-
 def pruning_enabled(cfg: DictConfig) -> bool:
     return bool(cfg.get("pruning")) and "_target_" in cfg.pruning
 
@@ -182,33 +115,48 @@ def unresolved(cfg: DictConfig) -> list[str]:
 
 def launch_errors(cfg: DictConfig) -> list[str]:
     """The launch keys (hydra/launcher=gpus runs launch.gpus x launch.jobs_per_gpu jobs at once)."""
-    launch, rules = cfg.get("launch") or {}, Rules()
-    rules.number("launch.gpus", launch.get("gpus", 1), integer=True, ge=1, example=4)
-    rules.number("launch.jobs_per_gpu", launch.get("jobs_per_gpu", 1), integer=True, ge=1, example=2)
-    return rules.errors
+    launch = {f"launch.{key}": value for key, value in (cfg.get("launch") or {}).items()}
+    return Rules.of({k: spec for k, spec in TOP_LEVEL.items() if k.startswith("launch.")}, launch).errors
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError listing every value that does not resolve, else every bad top-level key of
-    conf/train.yaml that no constructor receives (the others, such as beta or batch_size, are checked where
-    they are used) and the pruning group's settings."""
+    """Raise ConfigError, every bad key at once, for the values that do not resolve; else for every key that
+    breaks its declared spec (``Schema``); else for what needs several keys or the file system: the pruning
+    group against ``epochs``, the folders a run writes into and the checkpoint it resumes from."""
     errors = unresolved(cfg)
     if errors:  # every check below reads values: they would stop at the first of these
         raise ConfigError(errors)
-    rules = Rules()
-    rules.number("epochs", cfg.get("epochs"), integer=True, ge=1, example=30)
-    rules.number("finetune_epochs", cfg.get("finetune_epochs"), integer=True, ge=0, example=2)
-    rules.seed("seed", cfg.get("seed"))
-    rules.boolean("resume", cfg.get("resume", False))
-    for key in ("ckpt_path", "cache_dir"):
-        if cfg.get(key) is not None:
-            rules.path(key, cfg.get(key))
-    rules.errors += launch_errors(cfg)
-    if pruning_enabled(cfg) and is_integer(cfg.get("epochs")):
+    errors = Schema(cfg).check()
+    if errors:  # no check below, and no constructor, sees a value of the wrong type
+        raise ConfigError(errors)
+    for key in ("output_dir", "cache_dir"):
+        if cfg.get(key) is not None and (problem := folder_problem(cfg[key])) is not None:
+            errors.append(f"{key}={cfg[key]!r}: {problem}")
+    if cfg.get("ckpt_path") is not None and (problem := checkpoint_problem(cfg.ckpt_path)) is not None:
+        errors.append(f"ckpt_path={cfg.ckpt_path!r}: {problem}; give the path of a last.ckpt")
+    if pruning_enabled(cfg):
         from bvp.pruning import check_pruning_args  # here: bvp.pruning imports the modules that import this one
 
-        rules.errors += check_pruning_args(OmegaConf.to_container(cfg.pruning, resolve=True), cfg.epochs)
-    rules.check()
+        pruning = ConfigError(check_pruning_args(OmegaConf.to_container(cfg.pruning, resolve=True), cfg.epochs))
+        errors += pruning.prefixed("pruning").renamed(lambda key: user_key(cfg, key)).errors
+    if errors:
+        raise ConfigError(errors)
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """Why ``path`` is not a Lightning checkpoint to resume from, or None if it is: read as ``fit`` reads it."""
+    from lightning.pytorch.core.saving import pl_load
+
+    if not os.path.isfile(path):
+        return "no such file"
+    try:
+        checkpoint = pl_load(path, map_location="cpu")
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for other files
+        why = (str(err).splitlines() or [""])[0].split(". ")[0]
+        return f"not a Lightning checkpoint ({type(err).__name__}: {why})"
+    if not isinstance(checkpoint, dict) or not {"state_dict", "pytorch-lightning_version"} <= checkpoint.keys():
+        return "not a Lightning checkpoint (it holds no state_dict or pytorch-lightning_version)"
+    return None
 
 
 def _node(cfg: DictConfig, key: str) -> Any:
@@ -230,43 +178,145 @@ def _leaves(node: DictConfig, prefix: str = "") -> Iterator[str]:
             yield f"{prefix}{key}"
 
 
+def _is_part(node: Any) -> bool:
+    """A node that Hydra instantiates: it names a ``_target_``."""
+    return OmegaConf.is_dict(node) and not node._is_interpolation() and "_target_" in node
+
+
+def _parts(node: DictConfig, prefix: str = "") -> Iterator[str]:
+    """The dotted keys of the outermost parts under ``node`` (``dataset``, ``callbacks.model_checkpoint``)."""
+    for key, _ in node.items_ex(resolve=False):
+        child = node._get_node(key)
+        if _is_part(child):
+            yield f"{prefix}{key}"
+        elif OmegaConf.is_dict(child) and not child._is_interpolation():
+            yield from _parts(child, f"{prefix}{key}.")
+
+
+def user_key(cfg: DictConfig, key: str) -> str:
+    """``key`` as the user writes it: the key it copies (``${batch_size}``), followed to the end, else itself."""
+    seen = set()
+    while key not in seen and (node := _node(cfg, key)) is not None:
+        seen.add(key)
+        match = REFERENCE.match(raw) if isinstance(raw := node._value(), str) else None
+        if match is None or _node(cfg, match.group(1)) is None:
+            break
+        key = match.group(1)
+    return key
+
+
+def _first_per_key(lines: Iterable[str]) -> list[str]:
+    """One line per key, the first one given for it (a copied key is checked where each copy is used)."""
+    first: dict[str, str] = {}
+    for line in lines:
+        first.setdefault(line.split("=", 1)[0], line)
+    return list(first.values())
+
+
 def _settings(target: Any) -> tuple[list[str], bool]:
-    """The keyword settings ``target`` takes, and whether it takes any (``**kwargs``)."""
+    """The keyword settings ``target`` takes (lightning_trainer: the Trainer's), and whether it takes any."""
+    if target is lightning_trainer:
+        import lightning.pytorch as L
+
+        target = L.Trainer
     params = inspect.signature(target).parameters.values()
     named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     return named, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
-class Parts:
-    """Builds a run's parts one after another and keeps going past a part that refuses its settings, so that
-    ``check()`` raises every bad key of every part (and of the top-level keys) at once.
+def settings_of(target: Any) -> Settings:
+    """The specs of ``target``'s settings: its own ``SETTINGS``, else bvp's for it or a base class of it."""
+    own = getattr(target, "SETTINGS", None)
+    if isinstance(own, Mapping):
+        return own
+    for declared, settings in library_settings().items():
+        if target is declared or (inspect.isclass(target) and inspect.isclass(declared) and issubclass(target, declared)):
+            return settings
+    return {}
 
-    A part whose nested part is refused (``model`` when ``model.net`` is) is still built, on that nested part's
-    class with its default settings, so that its own settings are checked too.
-    """
+
+@cache
+def library_settings() -> dict[Any, Settings]:
+    """bvp's specs for the settings that conf/ gives the targets it does not define (and for the trainer)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from torch.optim import Optimizer
+
+    logger: Settings = {"save_dir": PathName(), "name": Text(null=True), "version": Text(null=True, integers=True)}
+    checkpoint: Settings = {
+        "dirpath": PathName(null=True),
+        "filename": Text(null=True),
+        "save_top_k": Integer(ge=-1, example=1),
+        "save_last": Choice((True, False, "link"), null=True),
+        "save_on_train_epoch_end": Boolean(null=True),
+        "enable_version_counter": Boolean(),
+    }
+    return {
+        lightning_trainer: trainer_settings(),
+        Optimizer: OPTIMIZER_SETTINGS,
+        ModelCheckpoint: checkpoint,
+        TensorBoardLogger: {**logger, "default_hp_metric": Boolean()},
+        CSVLogger: logger,
+    }
+
+
+class Schema:
+    """The declared spec of each key of a composed config (``specs``, by the key as written), found by walking
+    its parts (the nodes with a ``_target_``), and what cannot be checked against one (``errors``): a setting
+    its target does not take, a target that cannot be imported."""
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
+        self.specs: dict[str, Spec] = {key: spec for key, spec in TOP_LEVEL.items() if _node(cfg, key) is not None}
         self.errors: list[str] = []
-        broken = unresolved(cfg)
-        if broken:  # no part can be built from a value that does not resolve
-            raise ConfigError(broken)
-        self.run(check_config, cfg)
+        for key in _parts(cfg):
+            self._walk(key, _node(cfg, key))
 
-    def user_key(self, key: str) -> str:
-        """``key`` as the user writes it: the key it copies (``${batch_size}``), followed to the end, else itself."""
-        seen = set()
-        while key not in seen and (node := _node(self.cfg, key)) is not None:
-            seen.add(key)
-            match = REFERENCE.match(raw) if isinstance(raw := node._value(), str) else None
-            if match is None or _node(self.cfg, match.group(1)) is None:
-                break
-            key = match.group(1)
-        return key
+    def check(self) -> list[str]:
+        """Every declared key's value against its spec, named as the user writes it, one line per key."""
+        rules, values = Rules(), OmegaConf.to_container(self.cfg, resolve=True)  # check_config: it resolves
+        for key, spec in self.specs.items():
+            value: Any = values
+            for part in key.split("."):
+                value = value[part]
+            spec.check(rules, user_key(self.cfg, key), value)
+        return _first_per_key(self.errors + rules.errors)
+
+    def _walk(self, key: str, node: DictConfig) -> None:
+        target = node._target_
+        try:
+            built = _locate(target)
+            named, takes_any = _settings(built)
+        except Exception as err:  # Hydra raises ImportError, ValueError, ... for a bad target
+            why = " ".join(str(err).split())
+            self.errors.append(f"{user_key(self.cfg, key + '._target_')}={target!r}: cannot be imported ({why})")
+            return
+        settings = settings_of(built)
+        for child, raw in node.items_ex(resolve=False):
+            if not isinstance(child, str) or (child.startswith("_") and child.endswith("_")):
+                continue
+            if child not in named and not takes_any:
+                self.errors.append(f"{key}.{child}={raw!r}: not a setting of {target}; it takes {', '.join(named)}")
+            elif _is_part(sub := node._get_node(child)):
+                self._walk(f"{key}.{child}", sub)
+            elif child in settings:
+                self.specs[f"{key}.{child}"] = settings[child]
+
+
+class Parts:
+    """Builds a run's parts one after another once the config keeps its schema (``check_config``), and keeps
+    going past a part that refuses its settings for what only it can check (dSprites' sizes together, the
+    optimizer's other settings, the pruning amount against the network, this machine's devices), so that
+    ``check()`` raises every refusal at once."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        check_config(cfg)  # no part is built from a value of the wrong type
+        self.cfg = cfg
+        self.errors: list[str] = []
 
     def note(self, err: ConfigError, prefix: str | None = None) -> None:
         named = err.prefixed(prefix) if prefix else err
-        self.errors += named.renamed(self.user_key).errors
+        self.errors += named.renamed(lambda key: user_key(self.cfg, key)).errors
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, or None if it raises a ConfigError (noted; its keys are full keys already)."""
@@ -290,32 +340,19 @@ class Parts:
             logging.disable(previous)
 
     def target(self, key: str) -> Any:
-        """What cfg.<key>._target_ names (a class), or None if it cannot be imported (noted by ``make``)."""
-        try:
-            return _locate(OmegaConf.select(self.cfg, key)._target_)
-        except Exception:  # Hydra raises ImportError, ValueError, ... for a bad target
-            return None
+        """What cfg.<key>._target_ names (a class); check_config made sure it can be imported."""
+        return _locate(OmegaConf.select(self.cfg, key)._target_)
 
     def check(self) -> None:
         """Raise every noted error, one line per key (the first one noted for it)."""
-        lines: dict[str, str] = {}
-        for line in self.errors:
-            lines.setdefault(line.split("=", 1)[0], line)
-        if lines:
-            raise ConfigError(lines.values())
+        if self.errors:
+            raise ConfigError(_first_per_key(self.errors))
 
     def _make(self, key: str, node: DictConfig, kwargs: dict[str, Any]) -> Any:
-        unknown = self._unknown(key, node)
-        if unknown:
-            self.errors += unknown
-            return None
         for child, sub in node.items_ex(resolve=False):
-            if isinstance(child, str) and self._is_part(sub := node._get_node(child)):
-                given = kwargs.pop(child, {})
-                built = self._make(f"{key}.{child}", sub, dict(given))
-                if built is None:  # refused: stand in its class with its defaults, to check this part's own settings
-                    built = self._default(sub, given)
-                if built is None:
+            if isinstance(child, str) and _is_part(sub := node._get_node(child)) and not sub.get("_partial_", False):
+                built = self._make(f"{key}.{child}", sub, dict(kwargs.pop(child, {})))
+                if built is None:  # refused: the part that holds it cannot be built
                     return None
                 kwargs[child] = built
         try:
@@ -325,37 +362,6 @@ class Parts:
                 raise
             self.note(err.__cause__, key)
         return None
-
-    @staticmethod
-    def _is_part(node: Any) -> bool:
-        return OmegaConf.is_dict(node) and "_target_" in node and not node.get("_partial_", False)
-
-    @staticmethod
-    def _default(node: DictConfig, kwargs: dict[str, Any]) -> Any:
-        try:
-            return instantiate({"_target_": node._target_}, **kwargs)
-        except Exception:  # no stand-in: the enclosing part is not checked this time
-            return None
-
-    def _unknown(self, key: str, node: DictConfig) -> list[str]:
-        """'key.k=v: not a setting of <target>' for each setting of ``node`` (and of its nested targets) that its
-        ``_target_`` does not take, or one line if the target cannot be imported."""
-        target = node.get("_target_")
-        try:
-            named, takes_any = _settings(_locate(target))
-        except Exception as err:  # Hydra raises ImportError, ValueError, ... for a bad target
-            why = " ".join(str(err).split())
-            return [f"{self.user_key(key + '._target_')}={target!r}: cannot be imported ({why})"]
-        errors = []
-        for child, raw in node.items_ex(resolve=False):
-            if not isinstance(child, str) or (child.startswith("_") and child.endswith("_")):
-                continue
-            sub = node._get_node(child)
-            if child not in named and not takes_any:
-                errors.append(f"{key}.{child}={raw!r}: not a setting of {target}; it takes {', '.join(named)}")
-            elif OmegaConf.is_dict(sub) and "_target_" in sub:
-                errors += self._unknown(f"{key}.{child}", sub)
-        return errors
 
 
 def _devices_ok(value: Any) -> bool:
@@ -367,6 +373,50 @@ def _devices_ok(value: Any) -> bool:
         return value == "auto" or (bool(parts) and all(part.isdigit() for part in parts))
     items = list(value) if OmegaConf.is_list(value) or isinstance(value, (list, tuple)) else None
     return bool(items) and all(is_integer(i) and i >= 0 for i in items) and len(set(items)) == len(items)
+
+
+class Devices(Spec):
+    """trainer.devices: a count >= 1, -1 or auto (all), or a list of device indices."""
+
+    def refuse(self, rules: Rules, key: str, value: Any) -> None:
+        if not _devices_ok(value):
+            what = f"must be a count >= 1, -1 or auto (all), or a list of device indices, e.g. {key}=1"
+            rules.add(key, value, what)
+
+
+class Batches(Spec):
+    """trainer.limit_*_batches: a number of batches (an integer >= 0) or a fraction of them (a number in [0, 1])."""
+
+    def refuse(self, rules: Rules, key: str, value: Any) -> None:
+        if not ((is_integer(value) and value >= 0) or (is_number(value) and 0 <= value <= 1)):
+            rules.add(key, value, f"must be a count of batches (an integer >= 0) or a fraction in [0, 1], e.g. {key}=20")
+
+
+@cache
+def trainer_settings() -> Settings:
+    """The Trainer settings that conf/ sets (conf/trainer, conf/debug), and those bvp derives itself."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.trainer.connectors.accelerator_connector import _PRECISION_INPUT
+
+    epochs = "pruning.prune_epoch + pruning.steps * pruning.step_epochs + pruning.finetune_epochs (epochs with pruning=none)"
+    return {
+        "accelerator": Choice(("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))),
+        "devices": Devices(),
+        "precision": Choice(tuple(p for lit in get_args(_PRECISION_INPUT) for p in get_args(lit))),
+        "check_val_every_n_epoch": Integer(ge=1, example=1),
+        "num_sanity_val_steps": Integer(ge=-1, example=0),
+        "log_every_n_steps": Integer(ge=1, example=50),
+        "limit_train_batches": Batches(),
+        "limit_val_batches": Batches(),
+        "enable_model_summary": Boolean(),
+        "enable_progress_bar": Boolean(),
+        "enable_checkpointing": Boolean(),
+        "deterministic": Choice((True, False, "warn")),
+        "default_root_dir": PathName(null=True),
+        "max_epochs": Derived(epochs),
+        "callbacks": Derived("the callbacks group (callbacks.<name>) and the pruning group"),
+        "logger": Derived("the logger group (logger=none: no logger)"),
+    }
 
 
 def _on_this_machine(rules: Rules, accelerator: str, devices: Any) -> None:
@@ -392,33 +442,37 @@ def _on_this_machine(rules: Rules, accelerator: str, devices: Any) -> None:
 
 def lightning_trainer(**settings: Any) -> L.Trainer:
     """``lightning.pytorch.Trainer(**settings)``, the trainer group's ``_target_``, after checking the settings
-    that conf/trainer sets: Lightning checks some of them only once training starts, and some never."""
+    against trainer_settings() and this machine: Lightning checks some of them only once training starts, and
+    some never."""
     import lightning.pytorch as L
-    from lightning.pytorch.accelerators import AcceleratorRegistry
-    from lightning.pytorch.trainer.connectors.accelerator_connector import _PRECISION_INPUT
 
-    rules = Rules()
+    rules = Rules.of(trainer_settings(), settings)
     named, _ = _settings(L.Trainer)
     for key in sorted(set(settings) - set(named)):
         rules.add(key, settings[key], "not a setting of lightning.pytorch.Trainer")
-    get = settings.get
-    accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
-    rules.choice("accelerator", get("accelerator", "auto"), accelerators)
-    if not _devices_ok(get("devices", "auto")):
-        what = "must be a count >= 1, -1 or auto (all), or a list of device indices, e.g. devices=1"
-        rules.add("devices", get("devices"), what)
-    elif not rules.errors:
-        _on_this_machine(rules, get("accelerator", "auto"), get("devices", "auto"))
-    rules.choice("precision", get("precision", "32-true"), [p for lit in get_args(_PRECISION_INPUT) for p in get_args(lit)])
-    rules.number("check_val_every_n_epoch", get("check_val_every_n_epoch", 1), integer=True, ge=1, example=1)
-    rules.number("num_sanity_val_steps", get("num_sanity_val_steps", 0), integer=True, ge=-1, example=0)
-    rules.number("log_every_n_steps", get("log_every_n_steps", 50), integer=True, ge=1, example=50)
-    for key in ("enable_model_summary", "enable_progress_bar", "enable_checkpointing"):
-        rules.boolean(key, get(key, True))
-    deterministic = get("deterministic", False)
-    if not (isinstance(deterministic, bool) or deterministic == "warn"):
-        rules.add("deterministic", deterministic, "must be true, false or warn")
-    if get("default_root_dir") is not None:
-        rules.path("default_root_dir", get("default_root_dir"))
+    if not rules.errors:
+        _on_this_machine(rules, settings.get("accelerator", "auto"), settings.get("devices", "auto"))
     rules.check()
     return L.Trainer(**settings)
+
+
+def refuse(lines: Iterable[str]) -> NoReturn:
+    """Print each line as 'error: <line>' on stderr and exit with status 2: the run is refused for its settings."""
+    print("\n".join(f"error: {line}" for line in lines), file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+class OutputFolders(Callback):
+    """Refuses a run folder (hydra.run.dir) or sweep folder (hydra.sweep.dir) that cannot be created or written,
+    before Hydra makes it. Hydra turns a callback's exception into a warning, so this one exits itself."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.sweep.dir", config.hydra.sweep.dir)
+
+    @staticmethod
+    def _check(key: str, folder: str) -> None:
+        if (problem := folder_problem(folder)) is not None:
+            refuse([f"{key}={folder!r}: {problem}"])

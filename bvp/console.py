@@ -9,9 +9,12 @@ import re
 import sys
 import time
 import warnings
+from typing import ClassVar
 
 import lightning.pytorch as L
 from lightning.pytorch.utilities import rank_zero_only
+
+from bvp.rules import Boolean, Rules, Spec
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,10 @@ class EpochLine(L.Callback):
     the epoch's wall time."""
 
     KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
+    SETTINGS: ClassVar[dict[str, Spec]] = {"interactive": Boolean(null=True)}  # null: whether stderr is a tty
 
     def __init__(self, interactive: bool | None = None) -> None:
+        Rules.of(self.SETTINGS, locals()).check()
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
         self.bar_shown = False
         self._done: int | None = None  # the epoch whose line is due

@@ -123,9 +123,12 @@ def _shown(path: Path) -> Path:
 
 
 def final_line(out_dir: str | os.PathLike) -> str:
-    """The one line a run ends with: where its record, export and TensorBoard logs are, and how to open them."""
+    """The one line a run ends with: where its record, export and logs are (TensorBoard's, and how to open them,
+    or logger=csv's), as the run folder holds them."""
     run = _shown(Path(out_dir))
-    return (
-        f"metrics: {run / 'metrics.json'} | export: {run / 'classifier.pt2'} | TensorBoard logs: {run / 'tb'} "
-        f"| open them: make tensorboard LOGDIR={run}"
-    )
+    line = f"metrics: {run / 'metrics.json'} | export: {run / 'classifier.pt2'}"
+    if (Path(out_dir) / "tb").is_dir():
+        line += f" | TensorBoard logs: {run / 'tb'} | open them: make tensorboard LOGDIR={run}"
+    if (Path(out_dir) / "csv" / "metrics.csv").is_file():
+        line += f" | CSV logs: {run / 'csv' / 'metrics.csv'}"
+    return line

@@ -1,7 +1,9 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+"""Atomic file writes (a crash leaves either the old file or the new one, never half of one), and whether a
+folder can be written into at all, asked before anything is written."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -46,3 +48,22 @@ def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
+
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why the folder ``path`` cannot be created or written into, or None if it can; found without writing
+    anything: the nearest existing folder on its way must be a folder this process may write into."""
+    path = Path(path).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"cannot be created: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is not writable" if existing == path else f"cannot be created: {existing} is not writable"
+    return None
+
+
+def writable_folder(path: str) -> Path:
+    """An argparse ``type`` for an output folder (bvp-report --out): refused, naming it, unless it can be written."""
+    if (problem := folder_problem(path)) is not None:
+        raise argparse.ArgumentTypeError(f"{path}: {problem}")
+    return Path(path)

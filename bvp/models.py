@@ -7,12 +7,12 @@ Beta-VAE-Classif and CNN-Classif share the encoder and head and differ only in t
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from bvp.config import Rules
+from bvp.rules import Derived, Integer, Rules, Spec
 
 
 class Output(NamedTuple):
@@ -100,6 +100,14 @@ class LatentClassifier(nn.Module):
 
     variational: bool = False
     has_decoder: bool = False
+    SETTINGS: ClassVar[dict[str, Spec]] = {  # model.net.<key>
+        "in_shape": Derived("the dataset (its images' shape)"),
+        "num_classes": Derived("the dataset (its classes; dataset.target_factor for dsprites)"),
+        "latent_dim": Integer(ge=1, example=10),
+        "hidden_dim": Integer(ge=1, example=256),
+        "width": Integer(ge=1, example=32),
+        "head_dim": Integer(ge=1, example=128),
+    }
 
     def __init__(
         self,
@@ -110,15 +118,7 @@ class LatentClassifier(nn.Module):
         width: int = 32,
         head_dim: int = 128,
     ) -> None:
-        rules = Rules()  # model.net.<key>: refused before any layer is built
-        for key, value, example in (
-            ("latent_dim", latent_dim, 10),
-            ("hidden_dim", hidden_dim, 256),
-            ("width", width, 32),
-            ("head_dim", head_dim, 128),
-        ):
-            rules.number(key, value, integer=True, ge=1, example=example)
-        rules.check()
+        Rules.of(self.SETTINGS, locals()).check()  # refused before any layer is built
         super().__init__()
         self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
         self.encoder = Encoder(self.in_shape, width, hidden_dim)

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 import torchvision
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
-from bvp.config import Rules
 from bvp.evaluation.disentanglement import latent_traversal
 from bvp.evaluation.latent import LatentKL, active_units
 from bvp.losses import LIKELIHOODS, TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
 from bvp.models import LatentClassifier, Output
 from bvp.pruning.objectives import Objective
 from bvp.pruning.structured import match_shapes
+from bvp.rules import SEED, Boolean, Choice, Derived, Integer, Number, Rules, Spec
 
 Batch = tuple[Tensor, Tensor]
 
@@ -32,6 +33,17 @@ class ClassifModule(L.LightningModule):
     From the prune step on (``enter_finetune``) it trains what the fine-tune objective keeps
     (bvp.pruning.objectives): the deployed classifier alone, the whole network, or the paper's CE + beta * KL.
     """
+
+    SETTINGS: ClassVar[dict[str, Spec]] = {  # model.<key>
+        "beta": Number(ge=0, example=4),
+        "cls_weight": Number(gt=0, example=10),
+        "recon_weight": Number(ge=0, example=1),
+        "recon": Derived("the dataset (the likelihood its images suit)", Choice(LIKELIHOODS)),
+        "seed": SEED,
+        "num_images": Integer(ge=0, example=8),
+        "compile": Boolean(),
+        "channels_last": Boolean(),
+    }
 
     def __init__(
         self,
@@ -46,15 +58,7 @@ class ClassifModule(L.LightningModule):
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
-        rules = Rules()  # model.<key>: refused before anything is built or trained
-        rules.number("beta", beta, ge=0, example=4)
-        rules.number("cls_weight", cls_weight, gt=0, example=10)
-        rules.number("recon_weight", recon_weight, ge=0, example=1)
-        rules.choice("recon", recon, LIKELIHOODS)
-        rules.seed("seed", seed)
-        rules.number("num_images", num_images, integer=True, ge=0, example=8)
-        rules.boolean("compile", compile)
-        rules.boolean("channels_last", channels_last)
+        rules = Rules.of(self.SETTINGS, locals())  # refused before anything is built or trained
         rules.optimizer("optimizer", optimizer, net.parameters())
         rules.check()
         super().__init__()
@@ -162,7 +166,7 @@ class ClassifModule(L.LightningModule):
             self.log("val/active_units", active_units(kl).float())
             self.log_dict({f"val/kl_dim/{d}": v for d, v in enumerate(kl)})
             self.val_kl.reset()
-        if self._images is not None and self.logger is not None and not self.trainer.sanity_checking:
+        if self._images is not None and isinstance(self.logger, TensorBoardLogger) and not self.trainer.sanity_checking:
             grid = torchvision.utils.make_grid(self._images, nrow=self.num_images, normalize=True, scale_each=True)
             self.logger.experiment.add_image("val/reconstruction", grid, self.global_step)
             self.logger.experiment.add_image("val/latent_traversal", self._traversal, self.global_step)

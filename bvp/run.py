@@ -37,11 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
-    """ckpt_path if given; else this folder's last.ckpt; else, with resume=true in a single run, the
-    newest unfinished run with the same config among this folder's siblings (outputs/runs/<date>/<time>)."""
+    """ckpt_path if given (check_config made sure it is a Lightning checkpoint); else this folder's last.ckpt;
+    else, with resume=true in a single run, the newest unfinished run with the same config among this folder's
+    siblings (outputs/runs/<date>/<time>)."""
     if cfg.get("ckpt_path"):
-        if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: no such file; give the path of a last.ckpt")
         return str(cfg.ckpt_path)
     own = out_dir / "checkpoints" / "last.ckpt"
     if own.is_file():
@@ -62,15 +61,13 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Check the top-level keys, seed, and instantiate the datamodule, the LightningModule (shaped by the data)
-    and the Trainer. Every part is built even after one refuses its settings: all bad keys are raised together."""
-    parts = Parts(cfg)  # the top-level keys first
-    if not parts.errors:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    """Check the whole config against its schema, seed, and instantiate the datamodule, the LightningModule
+    (shaped by the data) and the Trainer. Every part is built even after one refuses its settings (for what
+    only it can check): all bad keys are raised together."""
+    parts = Parts(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = parts.make("dataset")
     data = dm if dm is not None else parts.target("dataset")  # a refused dataset's class still knows the data's shape
-    if data is None:
-        parts.check()  # its _target_ cannot be imported: nothing can be shaped by it
     net_shape = {"in_shape": list(data.shape), "num_classes": data.num_classes}
     module = parts.make("model", net=net_shape, recon=data.recon)
     groups = (cfg.get("callbacks") or {}).items()

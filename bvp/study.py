@@ -4,6 +4,7 @@ re-running finishes only what is left (a run whose metrics.json says done is ski
 
     python -m bvp.study mnist            (make study)
     python -m bvp.study mnist --quick    (make study-quick: the same shape in minutes, outputs/study-quick)
+    python -m bvp.study mnist --records docs/study   (copy the finished runs' records there, to commit)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from bvp.io import atomic_write_bytes, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = {  # the parts of each study, in the order they run within a seed
@@ -35,16 +38,37 @@ def plan(parts: tuple[str, ...], seeds: dict[str, list[int]]) -> list[tuple[int,
     return [(s, p) for s in sorted({s for v in seeds.values() for s in v}) for p in parts if s in seeds[p]]
 
 
+RECORDS = ("metrics.json", ".hydra/overrides.yaml")  # of each finished run: what bvp-report reads (no checkpoints)
+SWEEP_RECORDS = ("multirun.yaml", "sweep.json")  # of each part: its plan and its jobs
+
+
+def copy_records(root: Path, dest: Path) -> int:
+    """Copy every finished run's records (and each part's plan) from ``root`` into ``dest``, same layout,
+    atomically, skipping files already there with the same bytes; returns how many runs ``dest`` then holds."""
+    files = [p for p in root.rglob("metrics.json") if (read_json(p) or {}).get("status") == "done"]
+    wanted = [run / name for run in (p.parent for p in files) for name in RECORDS]
+    wanted += [part / name for part in {p.parent.parent for p in files} for name in SWEEP_RECORDS]
+    for src in wanted:
+        out = dest / src.relative_to(root)
+        if src.is_file() and not (out.is_file() and out.read_bytes() == src.read_bytes()):
+            atomic_write_bytes(out, src.read_bytes())
+    return sum(1 for p in dest.rglob("metrics.json") if (read_json(p) or {}).get("status") == "done")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bvp.study", description=__doc__.splitlines()[0])
     parser.add_argument("study", choices=sorted(STUDIES))
     parser.add_argument("--quick", action="store_true", help="2 + 1 epochs, amounts 0 and 0.9, seeds 0-1")
     parser.add_argument("--root", default=None, help="where the parts' sweeps go (default outputs/study[-quick]/<study>)")
+    parser.add_argument("--records", type=Path, default=None, help="copy the finished runs' records here instead of running")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. trainer=gpu")
     args = parser.parse_args(argv)
     parts = STUDIES[args.study]
     seeds = {p: [s for s in part_seeds(p) if not args.quick or s in QUICK_SEEDS] for p in parts}
     root = Path(args.root or f"outputs/{'study-quick' if args.quick else 'study'}/{args.study}")
+    if args.records is not None:
+        print(f"study: {copy_records(root, args.records)} finished runs in {args.records}", file=sys.stderr)
+        return 0
     failed = []
     for seed, part in plan(parts, seeds):
         cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={part}", f"seed={seed}"]

@@ -1,5 +1,6 @@
 """Sweep plumbing: a Hydra callback that records a sweep's jobs (and those refused for a bad setting) and
-shows its progress, the config resolvers, and the per-job device and thread assignment for parallel launchers."""
+shows its progress, and the per-job device and thread assignment for parallel launchers. The config resolvers
+are in bvp.resolvers."""
 
 from __future__ import annotations
 
@@ -29,23 +30,6 @@ from bvp.io import atomic_write_json, read_json
 
 SWEEP_FILE = "sweep.json"
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")  # what Hydra writes in a job's folder
-
-
-def parallel_jobs(gpus: Any, jobs_per_gpu: Any) -> int:
-    """${mul:${launch.gpus},${launch.jobs_per_gpu}}: the jobs hydra/launcher=gpus runs at once, refused
-    (ConfigError) unless both are integers >= 1; it is resolved before any job, so the check is here."""
-    errors = launch_errors(OmegaConf.create({"launch": {"gpus": gpus, "jobs_per_gpu": jobs_per_gpu}}))
-    if errors:
-        raise ConfigError(errors)
-    return gpus * jobs_per_gpu
-
-
-def register_resolvers() -> None:
-    """${mul:a,b} (jobs = gpus x jobs_per_gpu) and ${join:a,b,...} (run names without empty parts)."""
-    if not OmegaConf.has_resolver("mul"):
-        OmegaConf.register_new_resolver("mul", parallel_jobs)
-    if not OmegaConf.has_resolver("join"):
-        OmegaConf.register_new_resolver("join", lambda *parts: ",".join(str(p) for p in parts if str(p)))
 
 
 def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[str]]:
@@ -102,7 +86,7 @@ class SweepProgress(Callback):
     ``sweep.json`` under ``refused``, with its overrides and error lines, and the other jobs run."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if launch_errors(config):  # refused before any job, by the launcher's n_jobs (parallel_jobs): write nothing
+        if launch_errors(config):  # refused before any job, by the launcher's n_jobs (bvp.resolvers.parallel_jobs): write nothing
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         params = config.hydra.sweeper.get("params")

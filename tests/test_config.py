@@ -249,3 +249,41 @@ def test_train_py_keeps_the_traceback_of_a_crash(mnist_root: Path, tmp_path: Pat
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "RuntimeError: simulated crash at epoch 0" in done.stderr
     assert "error: " not in done.stderr
+
+
+def test_train_py_refuses_wrong_types_and_derived_trainer_keys_in_one_line_each(mnist_root: Path, tmp_path: Path) -> None:
+    """Each of these reached an interpolation, a constructor or bvp's own arithmetic before its check, or was
+    overruled without a word (trainer.max_epochs): now the schema refuses them before anything is built."""
+    bad = ["epochs=abc", "pruning.prune_epoch=abc", "pruning=structured", "pruning.amount=nan", "pruning.finetune_loss=kl"]
+    done = train_py(tmp_path, mnist_root, *bad, "pruning.pruning_fn=magic", "++trainer.max_epochs=5")
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, done.stderr[-2000:]
+    keys = [line.removeprefix("error: ").split("=", 1)[0] for line in done.stderr.splitlines()]
+    assert keys == [
+        "epochs",
+        "pruning.prune_epoch",
+        "pruning.amount",
+        "pruning.finetune_loss",
+        "pruning.pruning_fn",
+        "trainer.max_epochs",
+    ]
+    assert "bvp sets this itself, from pruning.prune_epoch + pruning.steps" in done.stderr.splitlines()[-1]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_train_py_refuses_a_run_folder_that_cannot_be_created(mnist_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "run").write_text("a file where the run folder goes")
+    done = train_py(tmp_path, mnist_root, f"hydra.run.dir={tmp_path / 'run' / 'job'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: hydra.run.dir='{tmp_path / 'run' / 'job'}': cannot be created: {tmp_path / 'run'} is a file"
+    ]
+
+
+def test_train_py_refuses_a_ckpt_path_that_is_not_a_checkpoint_before_writing(mnist_root: Path, tmp_path: Path) -> None:
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"not a checkpoint")
+    done = train_py(tmp_path, mnist_root, "pruning=none", f"ckpt_path={ckpt}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: ckpt_path='{ckpt}': not a Lightning checkpoint (")
+    assert not (tmp_path / "run").exists()  # no metrics.json, no TensorBoard file

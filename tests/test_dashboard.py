@@ -122,6 +122,7 @@ def test_log_run_summary_without_a_tensorboard_logger_writes_nothing(tmp_path: P
 
 def test_final_line_names_the_files_and_the_command(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "runs" / "x" / "tb").mkdir(parents=True)
     line = final_line(tmp_path / "outputs" / "runs" / "x")
     assert "\n" not in line
     run = os.path.join("outputs", "runs", "x")
@@ -129,6 +130,23 @@ def test_final_line_names_the_files_and_the_command(tmp_path: Path, monkeypatch)
         assert os.path.join(run, part) in line
     assert line.endswith(f"make tensorboard LOGDIR={run}")
     assert str(Path("/elsewhere/run") / "metrics.json") in final_line("/elsewhere/run")  # outside the cwd: absolute
+    (tmp_path / "csv_run" / "csv").mkdir(parents=True)
+    (tmp_path / "csv_run" / "csv" / "metrics.csv").write_text("epoch\n")
+    line = final_line(tmp_path / "csv_run")  # logger=csv: no TensorBoard to open
+    assert "tensorboard" not in line.lower() and line.endswith(os.path.join("csv_run", "csv", "metrics.csv"))
+
+
+@pytest.mark.parametrize("logger", ["csv", "none"])
+def test_a_run_with_the_csv_logger_or_none_records_everything_but_tensorboard(make_cfg, tmp_path: Path, logger: str) -> None:
+    from bvp.run import train
+
+    record = train(make_cfg(f"logger={logger}", "epochs=1", "finetune_epochs=1", name=logger))
+    run = tmp_path / logger
+    assert record["status"] == "done" and 0 <= record["metrics"]["finetuned_test_acc"] <= 1
+    assert not (run / "tb").exists() and (run / "classifier.pt2").is_file()
+    assert (run / "csv" / "metrics.csv").is_file() == (logger == "csv")
+    if logger == "csv":
+        assert "val/acc" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
 
 
 # -- console --------------------------------------------------------------------------------------------

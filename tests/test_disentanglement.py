@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bvp.data.dsprites import NUM_SPRITES, factor_classes
-from bvp.evaluation import active_units, active_units_cov, label_information, latent_traversal, mig
-from bvp.evaluation.disentanglement import discretize
+from bvp.evaluation import active_units, active_units_cov, dci, label_information, latent_traversal, mig
+from bvp.evaluation.disentanglement import dci_scores, discretize
 from bvp.losses import kl_per_dim
 from bvp.models import BetaVAEClassif, CNNClassif
 
@@ -120,3 +120,27 @@ def test_latent_traversal_sweeps_each_dimension_with_the_others_held() -> None:
     assert torch.allclose(tile, expected, atol=1e-6)
     with pytest.raises(ValueError, match="decoder"):
         latent_traversal(CNNClassif((1, 64, 64), latent_dim=3, hidden_dim=16, width=4, head_dim=8), x)
+
+
+def test_dci_scores_by_hand() -> None:
+    assert dci_scores(np.eye(3)) == pytest.approx((1.0, 1.0), abs=1e-6)  # each code one factor, each factor one code
+    assert dci_scores(np.ones((3, 3))) == pytest.approx((0.0, 0.0), abs=1e-6)  # every code explains every factor
+    # one code explains both factors: disentanglement 0 (that code is split evenly), completeness 1 (one code each)
+    d, c = dci_scores(np.array([[1.0, 1.0], [0.0, 0.0]]))
+    assert d == pytest.approx(0.0, abs=1e-6) and c == pytest.approx(1.0, abs=1e-6)
+
+
+def test_dci_on_identity_random_and_permuted_codes() -> None:
+    """disentanglement_lib's dci_test cases: identity codes score near 1, random codes near 0, and a permutation of
+    the code dimensions changes nothing."""
+    rng = np.random.default_rng(0)
+    y, y_test = rng.integers(0, 5, (600, 3)), rng.integers(0, 5, (300, 3))
+    same = dci(y.astype(float), y, y_test.astype(float), y_test)
+    assert same.disentanglement > 0.9 and same.completeness > 0.9 and same.informativeness == pytest.approx(1.0)
+    noise = dci(rng.normal(size=(600, 3)), y, rng.normal(size=(300, 3)), y_test)
+    assert noise.disentanglement < 0.2 and noise.informativeness < 0.4  # chance is 0.2
+    perm = [2, 0, 1]
+    permuted = dci(y[:, perm].astype(float), y, y_test[:, perm].astype(float), y_test)
+    assert (permuted.disentanglement, permuted.completeness) == pytest.approx((same.disentanglement, same.completeness))
+    with pytest.raises(ValueError, match="pairs"):
+        dci(y.astype(float), y[:10], y_test.astype(float), y_test)

@@ -79,3 +79,20 @@ def test_a_study_runs_seed_major_and_every_part_lists_its_seeds() -> None:
     for part in STUDIES["mnist"]:  # each part's experiment config exists and sweeps seed first (seed-major)
         assert part_seeds(part)[0] == 0
     assert part_seeds("mnist_curves") == list(range(10))
+
+
+def test_study_records_copy_finished_runs_only_without_checkpoints(tmp_path: Path) -> None:
+    from bvp.io import atomic_write_json
+    from bvp.study import copy_records
+
+    root, dest = tmp_path / "outputs", tmp_path / "docs"
+    for name, status in (("a", "done"), ("b", "running")):
+        atomic_write_json(root / "curves" / name / "metrics.json", {"status": status})
+        (root / "curves" / name / ".hydra").mkdir()
+        (root / "curves" / name / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+        (root / "curves" / name / "checkpoints").mkdir()
+        (root / "curves" / name / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (root / "curves" / "multirun.yaml").write_text("hydra: {}\n")
+    assert copy_records(root, dest) == 1 == copy_records(root, dest)  # idempotent
+    copied = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert copied == ["curves/a/.hydra/overrides.yaml", "curves/a/metrics.json", "curves/multirun.yaml"]

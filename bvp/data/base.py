@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bvp.config import ConfigError, Rules
+from bvp.rules import SEED, Boolean, ConfigError, Integer, PathName, Rules, Spec
 
 Batch = tuple[Tensor, Tensor]
 
@@ -104,6 +105,22 @@ class DeviceDataModule(L.LightningDataModule):
     std: tuple[float, ...]
     expected_files: tuple[str, ...]
     subfolder: str
+    SETTINGS: ClassVar[dict[str, Spec]] = {  # dataset.<key>; val_size is checked against the data's size in setup()
+        "data_dir": PathName(),
+        "batch_size": Integer(ge=1, example=128),
+        "eval_batch_size": Integer(ge=1, example=1000),
+        "val_size": Integer(ge=1, example=5000),
+        "seed": SEED,
+        "crop_padding": Integer(ge=0, example=2),  # and < the image side: each dataset's own (__init_subclass__)
+        "hflip": Boolean(),
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A dataset's crop_padding stays below its image side."""
+        super().__init_subclass__(**kwargs)
+        if "crop_padding" in cls.SETTINGS:
+            side = cls.shape[1]
+            cls.SETTINGS = {**cls.SETTINGS, "crop_padding": Integer(ge=0, lt=side, example=side // 8)}
 
     def __init__(
         self,
@@ -117,16 +134,7 @@ class DeviceDataModule(L.LightningDataModule):
     ) -> None:
         """``crop_padding`` > 0: training batches are randomly shifted by up to that many pixels (zero
         padded, as RandomCrop(size, padding)); ``hflip``: and flipped left-right with probability 1/2."""
-        rules = Rules()  # dataset.<key>; val_size is checked against the data's size again in setup()
-        if not isinstance(data_dir, os.PathLike):
-            rules.path("data_dir", data_dir)
-        rules.number("batch_size", batch_size, integer=True, ge=1, example=128)
-        rules.number("eval_batch_size", eval_batch_size, integer=True, ge=1, example=1000)
-        rules.number("val_size", val_size, integer=True, ge=1, example=5000)
-        rules.seed("seed", seed)
-        rules.number("crop_padding", crop_padding, integer=True, ge=0, lt=self.shape[1], example=self.shape[1] // 8)
-        rules.boolean("hflip", hflip)
-        rules.check()
+        Rules.of(self.SETTINGS, locals()).check()
         super().__init__()
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

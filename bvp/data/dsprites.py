@@ -18,13 +18,14 @@ import logging
 import os
 import zipfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torchvision.datasets.utils import calculate_md5, download_url
 
-from bvp.config import Rules
 from bvp.data.base import Batch, DataNotFoundError, DeviceDataModule
+from bvp.rules import Choice, Integer, Rules, Spec
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,14 @@ class DSpritesDataModule(DeviceDataModule):
     mean, std = (0.0,), (1.0,)
     subfolder = ""
     expected_files = (FILENAME,)
+    SETTINGS: ClassVar[dict[str, Spec]] = {  # the base class's, but crop_padding and hflip
+        **{key: spec for key, spec in DeviceDataModule.SETTINGS.items() if key not in ("crop_padding", "hflip")},
+        "train_size": Integer(ge=1, example=10_000),
+        "val_size": Integer(ge=1, example=10_000),
+        "test_size": Integer(ge=1, example=10_000),
+        "target_factor": Choice(FACTORS),
+        "source": Choice(SOURCES),
+    }
 
     def __init__(
         self,
@@ -165,11 +174,7 @@ class DSpritesDataModule(DeviceDataModule):
     ) -> None:
         """``source``: "auto" (the official file if present or downloadable, else procedural), "official"
         (fail without it) or "procedural" (render, ignoring any file)."""
-        rules = Rules()
-        rules.choice("target_factor", target_factor, FACTORS)
-        rules.choice("source", source, SOURCES)
-        for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-            rules.number(key, value, integer=True, ge=1, example=10_000)
+        rules = Rules.of(self.SETTINGS, locals())
         if not rules.errors and train_size + val_size + test_size > NUM_SPRITES:
             rules.add("train_size", train_size, f"train_size + val_size + test_size must be <= {NUM_SPRITES:,}")
         rules.check()

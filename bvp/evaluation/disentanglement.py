@@ -2,6 +2,9 @@
 
 - ``mig``: the Mutual Information Gap (Chen et al. 2018, "Isolating Sources of Disentanglement in VAEs",
   Eq. 6), computed exactly as disentanglement_lib does (Locatello et al. 2019, evaluation/metrics/mig.py).
+- ``dci``: Disentanglement, Completeness and Informativeness (Eastwood & Williams 2018, ICLR), computed as
+  disentanglement_lib does (evaluation/metrics/dci.py): importances from one gradient-boosted tree classifier per
+  factor (scikit-learn).
 - ``label_information``: the same estimator against the class label of a classification set.
 - ``active_units_cov``: Burda et al. (2016) active units, from the variance of the mean code over the data.
 - ``latent_traversal``: an image grid of each latent dimension swept with the others held (for TensorBoard).
@@ -15,6 +18,8 @@ import numpy as np
 import torch
 import torchvision
 from numpy.typing import ArrayLike
+from scipy.stats import entropy
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 from torch import Tensor
 
@@ -37,10 +42,10 @@ def mutual_information(codes: ArrayLike, factors: ArrayLike, num_bins: int = 20)
     if factors.ndim != 2 or len(factors) != len(binned):
         raise ValueError(f"factors must be (N, K) with N = {len(binned)} codes; got shape {factors.shape}")
     mi = np.array([[mutual_info_score(f, b) for f in factors.T] for b in binned.T]).reshape(binned.shape[1], -1)
-    entropy = np.array([mutual_info_score(f, f) for f in factors.T])
-    if np.any(entropy == 0):
-        raise ValueError(f"factor columns {np.flatnonzero(entropy == 0).tolist()} are constant: they carry no information")
-    return mi, entropy
+    h = np.array([mutual_info_score(f, f) for f in factors.T])
+    if np.any(h == 0):
+        raise ValueError(f"factor columns {np.flatnonzero(h == 0).tolist()} are constant: they carry no information")
+    return mi, h
 
 
 def top_two_gap(mi: np.ndarray) -> np.ndarray:
@@ -59,8 +64,8 @@ def mig(codes: ArrayLike, factors: ArrayLike, num_bins: int = 20) -> float:
     ``num_bins`` equal-width bins over its own range, as disentanglement_lib does with 10,000 points and 20 bins;
     so a factor with more classes than bins (dSprites' 40 orientations) cannot reach 1 even when copied.
     """
-    mi, entropy = mutual_information(codes, factors, num_bins)
-    return float(np.mean(top_two_gap(mi) / entropy))
+    mi, h = mutual_information(codes, factors, num_bins)
+    return float(np.mean(top_two_gap(mi) / h))
 
 
 class LabelInformation(NamedTuple):
@@ -73,9 +78,9 @@ def label_information(codes: ArrayLike, labels: ArrayLike, num_bins: int = 20) -
     """How much each latent dimension tells about the class label y, with MIG's estimator: I(mu_d; y) / H(y) per
     dimension, the gap between the top two ("label MIG": one dimension holds the class, not several), and the
     number of dimensions that hold at least 5% of H(y)."""
-    mi, entropy = mutual_information(codes, np.asarray(labels).reshape(-1, 1), num_bins)
-    per_dim = mi[:, 0] / entropy[0]
-    return LabelInformation(per_dim, float(top_two_gap(mi)[0] / entropy[0]), int(np.sum(per_dim >= LABEL_INFORMATIVE)))
+    mi, h = mutual_information(codes, np.asarray(labels).reshape(-1, 1), num_bins)
+    per_dim = mi[:, 0] / h[0]
+    return LabelInformation(per_dim, float(top_two_gap(mi)[0] / h[0]), int(np.sum(per_dim >= LABEL_INFORMATIVE)))
 
 
 def active_units_cov(codes: Tensor | ArrayLike, threshold: float = BURDA_ACTIVE) -> int:
@@ -106,3 +111,42 @@ def latent_traversal(net: torch.nn.Module, x: Tensor, steps: int = 8, span: floa
     net.train(was_training)
     images = torch.sigmoid(out) if likelihood == "bernoulli" else out
     return torchvision.utils.make_grid(images.cpu(), nrow=steps, pad_value=0.5)
+
+
+class DCI(NamedTuple):
+    """Eastwood & Williams (2018): ``disentanglement`` (each code explains one factor), ``completeness`` (each factor
+    is explained by one code), ``informativeness`` (mean test accuracy of the per-factor classifiers), and the
+    (D, K) importance matrix they come from."""
+
+    disentanglement: float
+    completeness: float
+    informativeness: float
+    importance: np.ndarray
+
+
+def dci_scores(importance: ArrayLike) -> tuple[float, float]:
+    """Disentanglement and completeness of a (D codes, K factors) importance matrix, as disentanglement_lib:
+    1 - entropy (base K) of each code's row, weighted by the code's share of the importance; 1 - entropy (base D)
+    of each factor's column, weighted by the factor's share. An all-zero matrix weighs every entry alike."""
+    r = np.abs(np.asarray(importance, dtype=np.float64))
+    weights = r if r.sum() > 0 else np.ones_like(r)
+    per_code = 1.0 - entropy(r.T + 1e-11, base=r.shape[1])
+    per_factor = 1.0 - entropy(r + 1e-11, base=r.shape[0])
+    return float(per_code @ (weights.sum(1) / weights.sum())), float(per_factor @ (weights.sum(0) / weights.sum()))
+
+
+def dci(codes: ArrayLike, factors: ArrayLike, test_codes: ArrayLike, test_factors: ArrayLike, seed: int = 0) -> DCI:
+    """DCI from (N, D) train codes and (N, K) integer factors, informativeness on the test pair: one
+    GradientBoostingClassifier (scikit-learn's defaults, as disentanglement_lib) per factor; its feature_importances_
+    are that factor's column of the importance matrix."""
+    x, y = np.asarray(codes, dtype=np.float64), np.asarray(factors)
+    x_test, y_test = np.asarray(test_codes, dtype=np.float64), np.asarray(test_factors)
+    if y.ndim != 2 or len(y) != len(x) or y_test.shape[1:] != y.shape[1:] or len(y_test) != len(x_test):
+        raise ValueError(f"codes/factors must be (N, D)/(N, K) pairs; got {x.shape}/{y.shape} and {x_test.shape}/{y_test.shape}")
+    importance, accuracy = np.zeros((x.shape[1], y.shape[1])), []
+    for k in range(y.shape[1]):
+        model = GradientBoostingClassifier(random_state=seed).fit(x, y[:, k])
+        importance[:, k] = np.abs(model.feature_importances_)
+        accuracy.append(float(np.mean(model.predict(x_test) == y_test[:, k])))
+    d, c = dci_scores(importance)
+    return DCI(d, c, float(np.mean(accuracy)), importance)

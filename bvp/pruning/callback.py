@@ -16,7 +16,9 @@ the same step as its training starts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning.pytorch as L
 import torch
@@ -25,7 +27,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from bvp.config import ConfigError, Rules
 from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
@@ -43,6 +44,7 @@ from bvp.pruning.structured import (
     prune_channels,
     remove_latent_units,
 )
+from bvp.rules import Boolean, Choice, ConfigError, Integer, Number, Rules, Spec, Subset
 
 if TYPE_CHECKING:
     from bvp.module import ClassifModule
@@ -56,6 +58,23 @@ OPTIMIZER_STATES = ("fresh", "carry")  # the optimizer at the branch point: new 
 class DecoderStripPruning(ModelPruning):
     """At the end of epoch ``prune_epoch`` (1-based): measure the dense model, switch to the fine-tune objective
     (strip what it does not keep), prune ``amount`` of the scoped weights by global L1 magnitude, measure again."""
+
+    SETTINGS: ClassVar[dict[str, Spec]] = {  # pruning.<key>; check_pruning_args adds the rules between them
+        "prune_epoch": Integer(ge=1, example=30),
+        "finetune_epochs": Integer(ge=0, example=2),
+        "amount": Number(ge=0, lt=1, example=0.9),
+        "scope": Subset(SCOPES),
+        "prune_bias": Boolean(),
+        "finetune_loss": Choice(tuple(OBJECTIVES)),
+        "pruning_fn": Choice(PRUNING_FNS),
+        "use_global_unstructured": Boolean(),
+        "optimizer_state": Choice(OPTIMIZER_STATES),
+        "structure": Choice(STRUCTURES),
+        "norm": Choice(tuple(NORMS)),
+        "latent_units": Choice(LATENT_UNITS),
+        "steps": Integer(ge=0, example=5),
+        "step_epochs": Integer(ge=1, example=2),
+    }
 
     def __init__(
         self,
@@ -81,6 +100,9 @@ class DecoderStripPruning(ModelPruning):
         ``use_global_unstructured``: rank weights across the whole scope (true) or prune each layer by the same
         fraction (false: layer-wise, a ShrinkBench baseline). ``optimizer_state``: ``fresh`` starts fine-tuning
         with new optimizer state, as every model and amount alike; ``carry`` keeps the dense run's moments."""
+        errors = check_pruning_args(locals())  # before ModelPruning, which refuses some of them with a traceback
+        if errors:
+            raise ConfigError(errors)
         super().__init__(
             pruning_fn=pruning_fn,
             amount=amount,
@@ -264,36 +286,27 @@ class DecoderStripPruning(ModelPruning):
                 prune.custom_from_mask(module, name, mask.to(getattr(module, name).device))
 
 
-def check_pruning_args(pruning: dict[str, Any], epochs: int) -> list[str]:
-    """Errors (as 'key=value: what to write instead') in a pruning config, before any training."""
-    rules = Rules()
-    rules.number("pruning.amount", pruning.get("amount", 0.5), ge=0, lt=1, example=0.9)
+def check_pruning_args(pruning: Mapping[str, Any], epochs: int | None = None) -> list[str]:
+    """Errors (as 'key=value: what to write instead', keys relative to the pruning group) in pruning settings,
+    before any training: their declared types and ranges (SETTINGS), then the rules between them, and against
+    the dense epochs where they are known (``epochs``: bvp.config passes them; the constructor cannot)."""
+    rules = Rules.of(DecoderStripPruning.SETTINGS, pruning)
+    if rules.errors:  # the rules below compare values of the right type
+        return rules.errors
     pe = pruning.get("prune_epoch", epochs)
-    rules.number("pruning.prune_epoch", pe, integer=True, ge=1, le=epochs, example=epochs)
-    rules.number("pruning.finetune_epochs", pruning.get("finetune_epochs", 0), integer=True, ge=0, example=2)
-    scope = pruning.get("scope", SCOPES)
-    if isinstance(scope, str) or not scope or any(s not in SCOPES for s in scope):
-        rules.add("pruning.scope", scope, f"must be a non-empty subset of {list(SCOPES)}, e.g. pruning.scope=[encoder,head]")
-    rules.choice("pruning.finetune_loss", pruning.get("finetune_loss", "ce"), OBJECTIVES)
-    rules.boolean("pruning.prune_bias", pruning.get("prune_bias", False))
-    rules.choice("pruning.pruning_fn", pruning.get("pruning_fn", "l1_unstructured"), PRUNING_FNS)
-    rules.boolean("pruning.use_global_unstructured", pruning.get("use_global_unstructured", True))
-    rules.choice("pruning.optimizer_state", pruning.get("optimizer_state", "fresh"), OPTIMIZER_STATES)
-    for key, options in (("structure", STRUCTURES), ("norm", tuple(NORMS)), ("latent_units", LATENT_UNITS)):
-        rules.choice(f"pruning.{key}", pruning.get(key, options[0]), options)
+    if epochs is not None:
+        replace(DecoderStripPruning.SETTINGS["prune_epoch"], le=epochs, example=epochs).check(rules, "prune_epoch", pe)
     if pruning.get("structure") == "channels":  # whole channels of every hidden layer, ranked by group magnitude
         unused = {"scope": list(SCOPES), "prune_bias": False, "pruning_fn": "l1_unstructured", "use_global_unstructured": True}
         for key, default in unused.items():
             if key in pruning and (list(pruning[key]) if key == "scope" else pruning[key]) != default:
-                rules.add(f"pruning.{key}", pruning[key], f"applies to pruning.structure=weights only; leave it at {default}")
+                rules.add(key, pruning[key], f"applies to pruning.structure=weights only; leave it at {default}")
     steps, step_epochs = pruning.get("steps", 0), pruning.get("step_epochs", 1)
-    rules.number("pruning.steps", steps, integer=True, ge=0, example=5)
-    rules.number("pruning.step_epochs", step_epochs, integer=True, ge=1, example=2)
-    if not rules.errors and steps and pe + steps * step_epochs > epochs:
+    if epochs is not None and not rules.errors and steps and pe + steps * step_epochs > epochs:
         window, latest = steps * step_epochs, epochs - steps * step_epochs
         end = f"the gradual window (prune_epoch + steps * step_epochs = {pe + window}) ends after epochs={epochs}"
         if latest >= 1:
-            rules.add("pruning.prune_epoch", pe, f"{end}; write pruning.prune_epoch={latest} or less")
+            rules.add("prune_epoch", pe, f"{end}; write prune_epoch={latest} or less")
         else:
-            rules.add("pruning.steps", steps, f"{end}; write pruning.steps * pruning.step_epochs <= {epochs - 1}")
+            rules.add("steps", steps, f"{end}; write pruning.steps * pruning.step_epochs <= {epochs - 1}")
     return rules.errors

@@ -40,6 +40,8 @@ class Run:
     identity: dict[str, Any]
     metrics: dict[str, Any]
     overrides: frozenset[str] = field(default_factory=frozenset)
+    code: dict[str, Any] = field(default_factory=dict)  # the commit that ran it, and whether its tree was dirty
+    timing: dict[str, Any] = field(default_factory=dict)  # fit_seconds, epoch_seconds_sum, ...
 
     def key(self, keys: list[str]) -> Key:
         return tuple(self.identity.get(k) for k in keys)
@@ -58,6 +60,8 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         record = {"status": "unreadable", "error": f"metrics.json: {err}"}
     identity = dict(record.get("identity") or record.get("run") or {})
+    if record.get("dataset_source") not in (None, identity.get("dataset")):  # dSprites: official vs procedural sprites
+        identity["dataset_source"] = record["dataset_source"]  # other data, another cell: never pooled
     if identity.get("model") == "cnn":
         identity["beta"] = None
     overrides_file = path.parent / ".hydra" / "overrides.yaml"
@@ -69,6 +73,8 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
         identity=identity,
         metrics={k: _number(v) for k, v in (record.get("metrics") or {}).items()},
         overrides=overrides,
+        code=record.get("code") or {},
+        timing=record.get("timing") or {},
     )
 
 

@@ -9,13 +9,23 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from bvp.report.collect import Run, values
+from bvp.report import stats
+from bvp.report.collect import AXIS, Run, values
+from bvp.report.contrasts import SeedCurve, cell_label, deviations
 from bvp.report.prunability import ENDPOINTS, MEASURES, colour, measured
 from bvp.report.stats import sparsity_axis
 from bvp.report.tables import Curve, ci_cell, num
 
 TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 ACCURACIES = {"dense_test_acc": "#4c72b0", "pruned_test_acc": "#dd8452", "finetuned_test_acc": "#55a868"}
+
+
+BAND = "bands: 95% t CI over seeds, clipped to [0, 1]"
+
+
+def clipped(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An accuracy's t interval cut to [0, 1] (with few seeds it can reach past both); captions say so."""
+    return np.clip(low, 0, 1), np.clip(high, 0, 1)
 
 
 def _panels(curves: list[Curve]) -> dict[str, list[Curve]]:
@@ -40,14 +50,14 @@ def curves_figure(curves: list[Curve]) -> Figure:
             for points, style, alpha, suffix in ((curve.finetuned, "-", 0.2, "fine-tuned"), (curve.pruned, "--", 0.1, "pruned")):
                 mean, low, high = (np.array([p[k] for p in points]) for k in ("mean", "low", "high"))
                 ax.plot(x, mean, style, marker="o", ms=3, color=color, label=f"{name}: {suffix}")
-                ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
+                ax.fill_between(x, *clipped(low, high), color=color, alpha=alpha, linewidth=0)
             ax.axhline(curve.dense["mean"], color=color, ls=":", lw=1)
         top = float(np.nanmax([c.sparsity.max() for c in members]))
         ticks = [t for t in TICKS if t <= max(top, 0.5) + 1e-9]
         ax.set_xticks(sparsity_axis(ticks), [f"{t:g}" for t in ticks])
         ax.set_xlabel("achieved sparsity (axis: log 1/(1-s))")
         ax.set_ylabel("test accuracy")
-        ax.set_title(f"{dataset + ': ' if dataset else ''}accuracy vs sparsity (dotted: dense)")
+        ax.set_title(f"{dataset + ': ' if dataset else ''}accuracy vs sparsity (dotted: dense)\n{BAND}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -116,5 +126,47 @@ def disentanglement_figure(title: str, points: list[dict[str, Any]], tests: list
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{title}: disentanglement vs prunability, one point per dense model and pruning setting")
+    fig.tight_layout()
+    return fig
+
+
+def study_figure(by_cell: dict[Any, list[SeedCurve]]) -> Figure:
+    """The primary cells (docs/results.md): fine-tuned test accuracy against sparsity, mean and t CI over seeds
+    (dotted: the amount=0 reference), and each seed's drop@95 against that reference."""
+    primary = {cell: curves for cell, curves in by_cell.items() if not deviations(cell)}
+    fig = Figure(figsize=(13, 4.8))
+    left, right = fig.subplots(1, 2)
+    for i, (cell, curves) in enumerate(primary.items()):
+        color, name = f"C{i % 10}", cell_label(cell)
+        amounts = sorted({float(r.identity[AXIS]) for c in curves for r in c.runs})
+        points = [[r for c in curves for r in c.runs if abs(float(r.identity[AXIS]) - a) < 1e-9] for a in amounts]
+        x = sparsity_axis([stats.mean(values(rows, "sparsity")) for rows in points])
+        acc = [values(rows, "finetuned_test_acc") for rows in points]
+        left.plot(x, [stats.mean(a) for a in acc], "-o", ms=3, color=color, label=f"{name} (n={len(curves)})")
+        ci = np.array([stats.t_ci(a) for a in acc])
+        left.fill_between(x, *clipped(ci[:, 0], ci[:, 1]), color=color, alpha=0.15, linewidth=0)
+        left.axhline(stats.mean([c.reference for c in curves]), color=color, ls=":", lw=1)
+        drops = np.array([c.endpoints["drop_at_95"] for c in curves], dtype=float)
+        right.scatter(np.full(len(drops), i) + np.linspace(-0.15, 0.15, len(drops)), drops, s=12, color=color)
+        low, high = stats.t_ci(drops[~np.isnan(drops)])
+        right.errorbar(
+            [i],
+            [stats.mean(drops[~np.isnan(drops)])],
+            yerr=[[stats.mean(drops) - low], [high - stats.mean(drops)]] if not np.isnan(low) else None,
+            fmt="s",
+            color="black",
+            capsize=4,
+        )
+    ticks = [t for t in TICKS if t <= 0.99 + 1e-9]
+    left.set_xticks(sparsity_axis(ticks), [f"{t:g}" for t in ticks])
+    left.set(xlabel="achieved sparsity (axis: log 1/(1-s))", ylabel="fine-tuned test accuracy")
+    left.set_title(f"accuracy vs sparsity (dotted: the amount=0 reference)\n{BAND}", fontsize=9)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="lower left")
+    right.set_xticks(range(len(primary)), [cell_label(c) for c in primary])
+    right.axhline(0, color="grey", lw=0.8)
+    right.set(ylabel="drop@95: reference - accuracy at 95% sparsity")
+    right.set_title("each seed's drop@95; black: mean and 95% t CI", fontsize=9)
+    right.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig

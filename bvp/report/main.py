@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bvp.report import collect, figures, prunability, tables
+from bvp.io import writable_folder
+from bvp.report import collect, contrasts, figures, prunability, tables
 
 
-def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000) -> dict[str, Any]:
+def report(
+    sweep_dir: Path,
+    out_dir: Path | None = None,
+    resamples: int = 10_000,
+    results: Path | None = None,
+    figures_dir: Path | None = None,
+) -> dict[str, Any]:
     """Write every report file for ``sweep_dir`` into ``out_dir`` (default SWEEP_DIR/report); returns
     where, how many runs were read / done / missing, the number of groups and the figure names.
-    Raises ``NoRuns`` for a path with neither metrics.json nor sweep.json under it."""
+    Raises ``NoRuns`` for a path with neither metrics.json nor sweep.json under it. ``results``: a page with the
+    bvp-report markers (docs/results.md) whose generated block gets the study's verdicts, cells and contrasts
+    (bvp.report.contrasts), with its figure in ``figures_dir`` (default: OUT_DIR)."""
     from torch.utils.tensorboard import SummaryWriter  # heavy: only when writing
 
+    if results is not None:
+        contrasts.check_results_page(results)
     if not sweep_dir.is_dir():
         raise collect.NoRuns(f"{sweep_dir} is not a folder: give a sweep folder such as outputs/multirun/paper")
     runs = collect.load_runs(sweep_dir)
@@ -32,7 +44,7 @@ def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000
     curves = tables.curves(groups, keys)
     dense = prunability.dense_table(done, resamples)
     points = prunability.points(curves)
-    spearman = prunability.spearman_rows(points, resamples)
+    spearman = prunability.spearman_rows(points)
     tests = tables.stat_rows(groups, keys, spearman)
     p_holm = {t["comparison"]: t["p_holm"] for t in tests}  # Spearman comparisons are unique
     spearman = [row | {"p_holm": p_holm[row["comparison"]]} for row in spearman]
@@ -67,6 +79,16 @@ def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000
         for name, fig in shown.items():
             fig.savefig(out_dir / f"{name}.png", dpi=120)
             writer.add_figure(f"report/{name}", fig, close=True)
+    study = contrasts.cells(contrasts.seed_curves(done))
+    if results is not None and study:
+        fig_dir = figures_dir or out_dir
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        fig = figures.study_figure(study)
+        fig.savefig(fig_dir / "study.png", dpi=120)
+        link = Path(os.path.relpath(fig_dir / "study.png", results.parent)).as_posix()
+        block, rows = contrasts.results_markdown(runs, sweep_dir, {"accuracy against sparsity; drop@95 per seed": link})
+        tables.write_csv(out_dir / "contrasts.csv", rows)
+        contrasts.write_results(results, block)
     return {
         "out_dir": out_dir,
         "runs": len(runs),
@@ -80,14 +102,16 @@ def report(sweep_dir: Path, out_dir: Path | None = None, resamples: int = 10_000
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bvp-report", description="Tables, tests and figures of a bvp sweep.")
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder, e.g. outputs/multirun/paper")
-    parser.add_argument("--out", type=Path, default=None, help="where to write (default: SWEEP_DIR/report)")
+    parser.add_argument("--out", type=writable_folder, default=None, help="where to write (default: SWEEP_DIR/report)")
     parser.add_argument("--resamples", type=int, default=10_000, help="BCa bootstrap resamples (default 10000)")
+    parser.add_argument("--results", type=Path, default=None, help="a page to write the study's verdicts into (docs/results.md)")
+    parser.add_argument("--figures", type=Path, default=None, help="where --results puts its figure (default: OUT)")
     args = parser.parse_args(argv)
     if args.resamples < 100:
         parser.error(f"--resamples={args.resamples}: give at least 100 (10000 for a final report)")
     try:
-        result = report(args.sweep_dir, args.out, args.resamples)
-    except collect.NoRuns as err:
+        result = report(args.sweep_dir, args.out, args.resamples, args.results, args.figures)
+    except (collect.NoRuns, contrasts.ResultsPageError) as err:
         print(f"bvp-report: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"{result['runs']} runs ({result['done']} done, {result['missing']} missing) -> {result['out_dir']}")

@@ -103,14 +103,16 @@ def measured(points: list[dict[str, Any]]) -> list[str]:
     return [m for m in MEASURES if any(np.isfinite(p[m]) for p in points)]
 
 
-def spearman_rows(points: list[dict[str, Any]], resamples: int) -> list[dict[str, Any]]:
+def spearman_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per stratum, measure and endpoint with at least one point that has both: Spearman's rho across the
-    points (stats.spearman), as a stats.csv row (comparison ``spearman <measure> vs <endpoint> (<stratum>)``,
-    metric ``rho``) with its stratum, measure and endpoint."""
+    Beta-VAE points (stats.spearman; the CNN is another model, never pooled with them), as a stats.csv row
+    (comparison ``spearman <measure> vs <endpoint> (<stratum>)``, metric ``rho``) with its stratum, measure and
+    endpoint."""
     out = []
     strata: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for point in points:
-        strata[point["stratum"]].append(point)
+        if point.get("model") != "cnn":
+            strata[point["stratum"]].append(point)
     for stratum in sorted(strata, key=sortable):
         for measure in MEASURES:
             x = np.array([p[measure] for p in strata[stratum]], dtype=float)
@@ -119,7 +121,7 @@ def spearman_rows(points: list[dict[str, Any]], resamples: int) -> list[dict[str
                 if not np.any(np.isfinite(x) & np.isfinite(y)):
                     continue
                 comparison = f"spearman {measure} vs {endpoint}" + (f" ({stratum})" if stratum else "")
-                row = {"comparison": comparison, "metric": "rho", **asdict(stats.spearman(x, y, resamples))}
+                row = {"comparison": comparison, "metric": "rho", **asdict(stats.spearman(x, y))}
                 out.append(row | {"stratum": stratum, "measure": measure, "endpoint": endpoint})
     return out
 
@@ -132,13 +134,13 @@ def spearman_markdown(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "## Disentanglement and prunability",
         "",
-        "One point per dense model and pruning setting (one seed's sparsity curve, prunability.csv): the dense model's "
-        "measures against the curve's endpoints (tolerated sparsity: within 1 point of dense; drop at 90% sparsity), "
-        "correlated separately per dataset and pruning setting (the stratum). rho: Spearman's rank correlation "
-        "(scipy.stats.spearmanr, p from its t approximation); 95% CI: percentile bootstrap over the points, resampled "
-        "in pairs, resamples with a constant measure (rho undefined) left out; none below n = 4. p_holm: Holm over "
-        "every test of the report. A drop is a cost: a measure that helps pruning correlates positively with the "
-        "tolerated sparsity and negatively with the drop. Figure: disentanglement*.png.",
+        "One point per Beta-VAE dense model and pruning setting (one seed's sparsity curve, prunability.csv; the CNN is "
+        "never pooled with them): the dense model's measures against the curve's endpoints (tolerated sparsity: within "
+        "1 point of dense; drop at 90% sparsity), correlated separately per dataset and pruning setting (the stratum). "
+        "rho: Spearman's rank correlation; p: exact permutation over all pairings up to n = 10, else the t "
+        "approximation; 95% CI: Bonett-Wright (Fisher z, variance (1 + rho^2/2)/(n - 3)), none below n = 4. p_holm: "
+        "Holm within this exploratory report. A drop is a cost: a measure that helps pruning correlates positively with "
+        "the tolerated sparsity and negatively with the drop. Figure: disentanglement*.png.",
         "",
     ]
     table = [

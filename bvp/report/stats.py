@@ -1,6 +1,7 @@
 """The report's statistics as plain functions of float arrays: confidence intervals of a mean, the paired
-and the two-group tests with their effect sizes, Spearman's rank correlation with a bootstrap CI, Holm's
-correction, and the endpoints of an accuracy-against-sparsity curve.
+and the two-group tests with their effect sizes, Spearman's rank correlation (Bonett-Wright CI, exact permutation
+p), Holm's correction, and the endpoints of an accuracy-against-sparsity curve (a tolerated sparsity with its
+censoring flags).
 
 Nothing here raises on small or degenerate data: fewer than 2 values, or zero variance, give NaN where a
 quantity is undefined (a zero-variance sample has no sampling variance to build an interval or a test
@@ -9,9 +10,11 @@ from), and an effect size of 0 where the estimate itself is exactly 0.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy import integrate, special, stats
@@ -80,8 +83,9 @@ def bootstrap_ci(
 
 def hedges_correction(dof: int) -> float:
     """J(dof) = Γ(dof/2) / (sqrt(dof/2) Γ((dof-1)/2)), the exact small-sample bias correction of a
-    standardised mean difference (Hedges 1981); ~ 1 - 3 / (4 dof - 1)."""
-    if dof < 1:
+    standardised mean difference (Hedges 1981); ~ 1 - 3 / (4 dof - 1). NaN below 2 degrees of freedom: J(1) = 0
+    would print every g at n = 2 as 0, where g is undefined (its variance is infinite)."""
+    if dof < 2:
         return NAN
     return math.exp(special.gammaln(dof / 2) - special.gammaln((dof - 1) / 2)) / math.sqrt(dof / 2)
 
@@ -90,7 +94,7 @@ def hedges_g(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> float:
     """(mean(a) - mean(b)) / pooled SD, times J(n1 + n2 - 2): Hedges' g."""
     a, b = _array(a), _array(b)
     dof = len(a) + len(b) - 2
-    if len(a) < 1 or len(b) < 1 or dof < 1:
+    if len(a) < 1 or len(b) < 1 or dof < 2:
         return NAN
     diff = float(a.mean() - b.mean())
     pooled = math.sqrt((((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / dof)
@@ -111,49 +115,6 @@ def paired_t(d: np.ndarray | list[float]) -> Test:
     return Test(method, n, n, estimate, float(ci.low), float(ci.high), float(result.pvalue), g)
 
 
-def signed_rank_cdf(n: int) -> np.ndarray:
-    """P(T+ <= t) for t = 0..n(n+1)/2 under the null of the signed-rank test without ties: each of the
-    2^n sign patterns of the ranks 1..n is equally likely; counts of rank subsets summing to t."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for rank in range(1, n + 1):
-        counts[rank:] = counts[rank:] + counts[:-rank]
-    return np.cumsum(counts) / 2.0**n
-
-
-def hodges_lehmann(d: np.ndarray | list[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """The Hodges-Lehmann estimate (median of the n(n+1)/2 Walsh averages (d_i + d_j)/2, i <= j) and its
-    distribution-free CI [W_(k), W_(M+1-k)], k the largest with P(T+ <= k-1) <= (1-c)/2 (Hollander & Wolfe,
-    Nonparametric Statistical Methods, 3.2): the CI that inverts the exact signed-rank test. It covers at
-    least ``confidence``; NaN below n = 6, where no k exists at 95%."""
-    d = _array(d)
-    if len(d) == 0:
-        return NAN, NAN, NAN
-    i, j = np.triu_indices(len(d))
-    walsh = np.sort((d[i] + d[j]) / 2)
-    k = int(np.searchsorted(signed_rank_cdf(len(d)), (1 - confidence) / 2, side="right"))
-    if k == 0:
-        return float(np.median(walsh)), NAN, NAN
-    return float(np.median(walsh)), float(walsh[k - 1]), float(walsh[len(walsh) - k])
-
-
-def wilcoxon_signed_rank(d: np.ndarray | list[float]) -> Test:
-    """Wilcoxon's signed-rank test of per-run differences d against 0 (scipy.stats.wilcoxon; zero
-    differences are dropped, zero_method='wilcox'), with the Hodges-Lehmann estimate and CI, and the
-    matched-pairs rank-biserial correlation (R+ - R-) / (R+ + R-) as effect size (Kerby 2014).
-    All differences zero: no signed rank to test, so p, CI and effect are NaN (estimate 0)."""
-    d = _array(d)
-    n = len(d)
-    method = "Wilcoxon signed-rank; estimate and CI: Hodges-Lehmann; effect: rank-biserial r"
-    nonzero = d[d != 0]
-    if len(nonzero) == 0:
-        return Test(method, n, n, 0.0 if n else NAN)
-    estimate, low, high = hodges_lehmann(d)
-    ranks = stats.rankdata(np.abs(nonzero))
-    effect = float((ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
-    return Test(method, n, n, estimate, low, high, float(stats.wilcoxon(d).pvalue), effect)
-
-
 def welch(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Test:
     """Welch's t-test of mean(a) - mean(b) without assuming equal variances (scipy.stats.ttest_ind,
     equal_var=False), the Welch-Satterthwaite t CI of the difference, and Hedges' g."""
@@ -167,51 +128,61 @@ def welch(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Test:
     return Test(method, len(a), len(b), estimate, float(ci.low), float(ci.high), float(result.pvalue), hedges_g(a, b))
 
 
-def _rank_correlation(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Spearman's rho along ``axis``: Pearson's r of the average ranks, as scipy.stats.spearmanr defines it,
-    vectorised over the bootstrap's resamples (spearmanr of 2-D input gives a correlation matrix instead)."""
-    return stats.pearsonr(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis=axis).statistic
+EXACT_PERMUTATION_N = 10  # up to here Spearman's p comes from all n! pairings (3.6M at n = 10)
 
 
-def spearman(
-    x: np.ndarray | list[float],
-    y: np.ndarray | list[float],
-    resamples: int = 10_000,
-    seed: int = 0,
-    confidence: float = CONFIDENCE,
-) -> Test:
-    """Spearman's rank correlation of paired values (scipy.stats.spearmanr, p from its t approximation), pairs
-    with a NaN left out; effect size = rho. CI: percentile bootstrap over pairs resampled together
-    (scipy.stats.bootstrap, paired=True). rho is undefined on a resample where x or y is constant (likely when a
-    measure takes few values, e.g. active units); such resamples are left out of the percentiles (BCa's jackknife
-    fails on them, hence percentile). n < 3 or a constant x or y: NaN; n < 4: no CI."""
+@cache
+def _permutations(n: int) -> np.ndarray:
+    """Every ordering of range(n), one per row (n! rows: 3.6M at n = 10, 36 MB as int8), computed once per n."""
+    return np.fromiter(itertools.chain.from_iterable(itertools.permutations(range(n))), np.int8).reshape(-1, n)
+
+
+def exact_spearman_p(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided p of Spearman's rho over all n! pairings of x's with y's ranks (average ranks for ties):
+    2 * min(P(T >= t), P(T <= t)), T = sum of products of centred ranks, which is rho times a constant for
+    fixed marginals (scipy.stats.permutation_test's definition, without ranking each pairing again)."""
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    observed, eps = float(rx @ ry), 1e-9 * float(np.abs(rx) @ np.abs(ry))
+    greater = less = 0
+    for chunk in np.array_split(_permutations(len(x)), max(1, math.factorial(len(x)) // 200_000)):
+        t = ry[chunk] @ rx
+        greater, less = greater + int((t >= observed - eps).sum()), less + int((t <= observed + eps).sum())
+    total = math.factorial(len(x))
+    return min(1.0, 2 * min(greater, less) / total)
+
+
+def bonett_wright_ci(rho: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """CI of Spearman's rho on the Fisher z scale with Bonett & Wright's (2000) variance (1 + rho^2 / 2) / (n - 3):
+    tanh(atanh(rho) -+ z_c * sqrt(that)). It always contains rho and, unlike a bootstrap over few points, has no
+    undefined resamples. NaN below n = 4; |rho| = 1 gives the point [rho, rho]."""
+    if n < 4 or math.isnan(rho):
+        return NAN, NAN
+    if abs(rho) == 1:
+        return rho, rho
+    half = stats.norm.ppf((1 + confidence) / 2) * math.sqrt((1 + rho**2 / 2) / (n - 3))
+    z = math.atanh(rho)
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def spearman(x: np.ndarray | list[float], y: np.ndarray | list[float], confidence: float = CONFIDENCE) -> Test:
+    """Spearman's rank correlation of paired values (scipy.stats.spearmanr), pairs with a NaN left out; effect
+    size = rho. p: exact over all n! pairings for n <= 10 (``exact_spearman_p``), else spearmanr's t
+    approximation. CI: Bonett-Wright (``bonett_wright_ci``). n < 3 or a constant x or y: NaN."""
     x, y = _array(x), _array(y)
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
     n = len(x)
-    method = "Spearman rho (scipy.stats.spearmanr); CI: paired percentile bootstrap over runs"
     if n < 3 or is_constant(x) or is_constant(y):
-        return Test(method, n, n, NAN)
-    result = stats.spearmanr(x, y)
-    rho, p = float(result.statistic), float(result.pvalue)
-    if n < 4:
-        return Test(method, n, n, rho, p=p, effect_size=rho)
-    with warnings.catch_warnings():  # constant resamples give NaN with a warning; they are left out below
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        boot = stats.bootstrap(
-            (x, y),
-            _rank_correlation,
-            paired=True,
-            vectorized=True,
-            n_resamples=resamples,
-            method="percentile",
-            confidence_level=confidence,
-            rng=np.random.default_rng(seed),
-        )
-    alpha = (1 - confidence) / 2
-    low, high = stats.quantile(boot.bootstrap_distribution, [alpha, 1 - alpha], nan_policy="omit")
-    return Test(method, n, n, rho, float(low), float(high), p, rho)
+        return Test("Spearman rho", n, n, NAN)
+    rho = float(stats.spearmanr(x, y).statistic)
+    if n <= EXACT_PERMUTATION_N:
+        method = "Spearman rho; p: exact permutation; CI: Bonett-Wright"
+        p = exact_spearman_p(x, y)
+    else:
+        method = "Spearman rho; p: t approximation; CI: Bonett-Wright"
+        p = float(stats.spearmanr(x, y).pvalue)
+    return Test(method, n, n, rho, *bonett_wright_ci(rho, n, confidence), p, rho)
 
 
 def holm(p: np.ndarray | list[float]) -> np.ndarray:
@@ -261,26 +232,44 @@ def _anchored(
     return x, acc
 
 
+@dataclass(frozen=True)
+class Tolerated:
+    """A tolerated sparsity and how far to trust it: ``censored``, every measured point was within tolerance (the
+    value is the highest measured sparsity, a lower bound: report it as '>= value'); ``thin``, the crossing was
+    interpolated between the reference and the first pruned point (it rests on one pruned measurement)."""
+
+    value: float
+    censored: bool = False
+    thin: bool = False
+
+
+def tolerated(
+    sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float], reference: float, tolerance: float = 0.01
+) -> Tolerated:
+    """The highest sparsity whose accuracy stays within ``tolerance`` of ``reference`` (1 point by default):
+    walking up the curve, the last point inside (accuracy >= reference - tolerance) before the first point
+    outside, linearly interpolated on x = log(1/(1-s)) to where the curve crosses reference - tolerance.
+    The reference is the curve's point at sparsity 0 when no point is measured there. Every point inside: the
+    highest measured sparsity, censored. No point inside before the first outside: NaN."""
+    x, acc = _anchored(sparsity, accuracy, reference)
+    if len(x) == 0:
+        return Tolerated(NAN)
+    margin = acc - (reference - tolerance)
+    outside = np.flatnonzero(margin < 0)
+    if len(outside) == 0:
+        return Tolerated(float(axis_sparsity(x[-1])), censored=True)
+    i = int(outside[0])
+    if i == 0:
+        return Tolerated(NAN)
+    crossing = x[i - 1] + margin[i - 1] / (margin[i - 1] - margin[i]) * (x[i] - x[i - 1])
+    return Tolerated(float(axis_sparsity(crossing)), thin=bool(x[i - 1] == 0))
+
+
 def tolerated_sparsity(
     sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float], dense: float, tolerance: float = 0.01
 ) -> float:
-    """The highest sparsity whose accuracy stays within ``tolerance`` of ``dense`` (1 point by default):
-    walking up the curve, the last point inside (accuracy >= dense - tolerance) before the first point
-    outside, linearly interpolated on x = log(1/(1-s)) to where the curve crosses dense - tolerance.
-    The dense model is the curve's point at sparsity 0 when no point is measured there. Every point
-    inside: the highest measured sparsity (a lower bound). No point inside before the first outside: NaN."""
-    x, acc = _anchored(sparsity, accuracy, dense)
-    if len(x) == 0:
-        return NAN
-    margin = acc - (dense - tolerance)
-    outside = np.flatnonzero(margin < 0)
-    if len(outside) == 0:
-        return float(axis_sparsity(x[-1]))
-    i = int(outside[0])
-    if i == 0:
-        return NAN
-    crossing = x[i - 1] + margin[i - 1] / (margin[i - 1] - margin[i]) * (x[i] - x[i - 1])
-    return float(axis_sparsity(crossing))
+    """``tolerated(...).value``: the tolerated sparsity alone."""
+    return tolerated(sparsity, accuracy, dense, tolerance).value
 
 
 def curve_auc(sparsity: np.ndarray | list[float], accuracy: np.ndarray | list[float]) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bvp.identity import AFTER_BRANCH
 from bvp.report import stats
 from bvp.report.collect import AXIS, SEED, Key, Run, group_runs, label, normalised_beta, show, values
 
@@ -166,19 +167,33 @@ def stat_rows(groups: dict[Key, list[Run]], keys: list[str], extra: Sequence[dic
     """stats.csv: every test of the report, p-values Holm-corrected together (``p_holm``): those below, then
     ``extra`` (rows with the STATS_COLUMNS but p_holm, e.g. the Spearman correlations).
 
-    - paired drop, per group: the per-run drops (dense - fine-tuned, dense - pruned), one-sample t and
-      Wilcoxon signed-rank;
+    - paired drop, per group: the per-run drops (dense - fine-tuned, dense - pruned), one-sample t;
     - beta vs beta=1, same other keys: Welch on dense and fine-tuned accuracy and on both drops;
     - Beta-VAE vs CNN, same dataset and other keys: Welch on dense and fine-tuned accuracy; on the drops
       it is the interaction (does pruning cost the Beta-VAE more or less than the CNN).
     """
-    out = []
+    out: list[dict[str, Any]] = []
+    dense_keys = [i for i, k in enumerate(keys) if not after_branch(k)]  # what tells dense models apart
+    seen: set[tuple[Key, Key]] = set()
+
+    def between(a: Key, b: Key, metric: str, x: np.ndarray, y: np.ndarray, kind: str = "") -> None:
+        """Welch on groups a and b; a dense metric compares dense models, the same in every branch: once."""
+        names = keys
+        if metric.startswith("dense_"):
+            a, b = tuple(a[i] for i in dense_keys), tuple(b[i] for i in dense_keys)
+            names = [keys[i] for i in dense_keys]
+            if (a, b) in seen:
+                return
+            seen.add((a, b))
+        if len(x) and len(y):
+            out.append(_row(kind + contrast(names, a, b), metric, stats.welch(x, y)))
+
     for key, runs in groups.items():
         for metric, what in DROPS.items():
             d = values(runs, metric)
             if len(d):
                 name = f"paired drop, {what}: {label(keys, key)}"
-                out += [_row(name, metric, stats.paired_t(d)), _row(name, metric, stats.wilcoxon_signed_rank(d))]
+                out.append(_row(name, metric, stats.paired_t(d)))
     if "beta" in keys:
         b = keys.index("beta")
         for key, runs in groups.items():
@@ -186,9 +201,7 @@ def stat_rows(groups: dict[Key, list[Run]], keys: list[str], extra: Sequence[dic
             if key[b] is None or key[b] == 1 or ref_key not in groups:
                 continue
             for metric in (*BETWEEN, *DROPS):
-                a, r = values(runs, metric), values(groups[ref_key], metric)
-                if len(a) and len(r):
-                    out.append(_row(contrast(keys, key, ref_key), metric, stats.welch(a, r)))
+                between(key, ref_key, metric, values(runs, metric), values(groups[ref_key], metric))
     if "model" in keys:
         m, ignored = keys.index("model"), model_settings(groups, keys)
         matched = [i for i, k in enumerate(keys) if k not in ignored]
@@ -198,14 +211,17 @@ def stat_rows(groups: dict[Key, list[Run]], keys: list[str], extra: Sequence[dic
             if key[m] != "beta_vae" or cnn is None:
                 continue
             for metric in (*BETWEEN, *DROPS):
-                a, c = values(runs, metric), values(groups[cnn], metric)
                 kind = "interaction: " if metric in DROPS else ""
-                if len(a) and len(c):
-                    out.append(_row(kind + contrast(keys, key, cnn), metric, stats.welch(a, c)))
+                between(key, cnn, metric, values(runs, metric), values(groups[cnn], metric), kind)
     out += [dict(row) for row in extra]
     for row, p_holm in zip(out, stats.holm([r["p"] for r in out]), strict=True):
         row["p_holm"] = float(p_holm)
     return [{c: row[c] for c in STATS_COLUMNS} for row in out]
+
+
+def after_branch(key: str) -> bool:
+    """A key of the prune step or after it: branches of one dense model differ only in these."""
+    return any(key == a or key.startswith(a + ".") for a in AFTER_BRANCH)
 
 
 # -- what pruning buys ---------------------------------------------------------------------------------
@@ -363,13 +379,29 @@ def markdown(
     for metric in MARKDOWN_METRICS:
         if f"{metric}_n" not in (summary[0] if summary else {}):
             continue
-        rows = [
-            [num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-" for c in columns]
-            + [count(r[f"{metric}_n"]), num(r[f"{metric}_mean"]), ci_cell(r[f"{metric}_t_low"], r[f"{metric}_t_high"])]
-            + [ci_cell(r[f"{metric}_bca_low"], r[f"{metric}_bca_high"])]
-            for r in summary
-        ]
-        lines += ["", f"## {metric}", "", *md_table([*columns, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)]
+        dense = metric.startswith("dense_")  # the same dense models in every branch: one row per dense setting
+        have = [r for r in summary if r.get(f"{metric}_n")]
+        shown = [c for c in columns if not (dense and after_branch(c))]
+        varying = [c for c in shown if len({repr(r[c]) for r in have}) > 1]  # constant keys are stated once, above
+
+        def cell(r: dict[str, Any], c: str) -> str:
+            return num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-"
+
+        rows = list(
+            {
+                (
+                    *(cell(r, c) for c in varying),
+                    count(r[f"{metric}_n"]),
+                    num(r[f"{metric}_mean"]),
+                    ci_cell(r[f"{metric}_t_low"], r[f"{metric}_t_high"]),
+                    ci_cell(r[f"{metric}_bca_low"], r[f"{metric}_bca_high"]),
+                ): None
+                for r in have
+            }
+        )
+        same = [f"`{c}={cell(have[0], c)}`" for c in shown if c not in varying and have]
+        lines += ["", f"## {metric}", "", *([f"In every row: {', '.join(same)}.", ""] if same else [])]
+        lines += md_table([*varying, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)
     if curve_list:
         lines += [
             "",
@@ -402,10 +434,12 @@ def markdown(
     lines += [line for section in sections for line in section]
     lines += [
         "",
-        f"## Tests ({len(tests)}, Holm-corrected together)",
+        f"## Exploratory tests ({len(tests)})",
         "",
-        "Estimates and CIs in the metric's units. Paired drops: n1 = n2 = runs. p_holm: Holm's step-down over every p "
-        "of this table. Wilcoxon's smallest two-sided p is 2/2^n (0.0625 at n = 5); its 95% CI needs n >= 6.",
+        "Exploratory: no verdict rests on these. The pre-registered contrasts, against the amount=0 branch and Holm within "
+        "their own family, are in the study's results page (bvp-report --results docs/results.md). Estimates and CIs in "
+        "the metric's units; the drops here are against the dense model before fine-tuning. Paired drops: n1 = n2 = "
+        "runs. A dense model's test appears once, however many prunings branched from it. p_holm: Holm within this table.",
         "",
     ]
     rows = [
