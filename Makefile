@@ -51,7 +51,7 @@ bench: install
 
 # what pruning buys at inference: params, MACs, latency and file size, dense vs unstructured vs structured
 bench-latency: install
-	$(PY) -m bvp.evaluation.cost $(ARGS)
+	$(PY) -m bvp.cost_table $(ARGS)
 
 # the study's table and figures from a sweep folder (default: the newest under outputs/multirun)
 SWEEP ?= $(shell find outputs/multirun -name multirun.yaml -printf '%T@ %h\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2)

@@ -30,6 +30,8 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from bvp.identity import REFERENCE
 from bvp.io import folder_problem
+from bvp.pruning import check_pruning_args
+from bvp.resolvers import LAUNCH
 from bvp.rules import (  # ConfigError and Rules: importable from bvp.config too, as before
     OPTIMIZER_SETTINGS,
     SEED,
@@ -61,8 +63,7 @@ TOP_LEVEL: Settings = {
     "ckpt_path": PathName(null=True),
     "cache_dir": PathName(null=True),
     "output_dir": PathName(),
-    "launch.gpus": Integer(ge=1, example=4),
-    "launch.jobs_per_gpu": Integer(ge=1, example=2),
+    **LAUNCH,
 }
 
 
@@ -113,12 +114,6 @@ def unresolved(cfg: DictConfig) -> list[str]:
     return errors
 
 
-def launch_errors(cfg: DictConfig) -> list[str]:
-    """The launch keys (hydra/launcher=gpus runs launch.gpus x launch.jobs_per_gpu jobs at once)."""
-    launch = {f"launch.{key}": value for key, value in (cfg.get("launch") or {}).items()}
-    return Rules.of({k: spec for k, spec in TOP_LEVEL.items() if k.startswith("launch.")}, launch).errors
-
-
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError, every bad key at once, for the values that do not resolve; else for every key that
     breaks its declared spec (``Schema``); else for what needs several keys or the file system: the pruning
@@ -135,8 +130,6 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.get("ckpt_path") is not None and (problem := checkpoint_problem(cfg.ckpt_path)) is not None:
         errors.append(f"ckpt_path={cfg.ckpt_path!r}: {problem}; give the path of a last.ckpt")
     if pruning_enabled(cfg):
-        from bvp.pruning import check_pruning_args  # here: bvp.pruning imports the modules that import this one
-
         pruning = ConfigError(check_pruning_args(OmegaConf.to_container(cfg.pruning, resolve=True), cfg.epochs))
         errors += pruning.prefixed("pruning").renamed(lambda key: user_key(cfg, key)).errors
     if errors:

@@ -17,9 +17,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from bvp.evaluation.disentanglement import latent_traversal
 from bvp.evaluation.latent import LatentKL, active_units
 from bvp.losses import LIKELIHOODS, TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
-from bvp.models import LatentClassifier, Output
-from bvp.pruning.objectives import Objective
-from bvp.pruning.structured import match_shapes
+from bvp.models import LatentClassifier, Output, match_shapes
+from bvp.objectives import Objective
 from bvp.rules import SEED, Boolean, Choice, Derived, Integer, Number, Rules, Spec
 
 Batch = tuple[Tensor, Tensor]
@@ -31,7 +30,7 @@ class ClassifModule(L.LightningModule):
     (Alemi et al. 2017), which separates the KL pressure from the reconstruction.
 
     From the prune step on (``enter_finetune``) it trains what the fine-tune objective keeps
-    (bvp.pruning.objectives): the deployed classifier alone, the whole network, or the paper's CE + beta * KL.
+    (bvp.objectives): the deployed classifier alone, the whole network, or the paper's CE + beta * KL.
     """
 
     SETTINGS: ClassVar[dict[str, Spec]] = {  # model.<key>

@@ -23,7 +23,13 @@ STUDIES = {  # the parts of each study, in the order they run within a seed
     "mnist": ("mnist_curves", "mnist_objectives", "mnist_random", "mnist_layerwise", "mnist_no_recon"),
 }
 # the same shape on a small budget: 2 + 1 epochs of 40 batches, two amounts, two seeds
-QUICK = ("epochs=2", "finetune_epochs=1", "+trainer.limit_train_batches=40", "pruning.amount=0,0.9")
+QUICK = (
+    "epochs=2",
+    "finetune_epochs=1",
+    "+trainer.limit_train_batches=40",
+    "trainer.log_every_n_steps=10",
+    "pruning.amount=0,0.9",
+)
 QUICK_SEEDS = (0, 1)
 
 

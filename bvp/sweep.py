@@ -25,8 +25,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from bvp.config import ConfigError, config_error_lines, launch_errors
+from bvp.config import ConfigError, config_error_lines
 from bvp.io import atomic_write_json, read_json
+from bvp.resolvers import launch_errors
 
 SWEEP_FILE = "sweep.json"
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")  # what Hydra writes in a job's folder

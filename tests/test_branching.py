@@ -145,7 +145,7 @@ def _mean_code_spread_after_finetuning(objective: str) -> tuple[float, float, fl
     from bvp.losses import kl_per_dim
     from bvp.models import BetaVAEClassif
     from bvp.module import ClassifModule
-    from bvp.pruning.objectives import OBJECTIVES
+    from bvp.objectives import OBJECTIVES
     from tests.conftest import class_images
 
     def images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

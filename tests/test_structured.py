@@ -12,13 +12,12 @@ from torch import nn
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.cost import count_macs, deploy_cost
 from bvp.export import export_classifier
-from bvp.models import BetaVAEClassif, CNNClassif, LatentClassifier
+from bvp.models import BetaVAEClassif, CNNClassif, LatentClassifier, match_shapes
 from bvp.pruning.structured import (
     channel_counts,
     channel_sparsity,
     check_channel_amount,
     kept,
-    match_shapes,
     prune_channels,
     remove_latent_units,
 )

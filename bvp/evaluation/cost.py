@@ -2,7 +2,7 @@
 
 Unstructured pruning zeroes weights but keeps every tensor's shape: the same dense kernels run, so MACs and
 latency stay where they were (only a sparse-encoded file gets smaller). Structured pruning removes channels,
-so parameters, MACs and latency all fall. ``python -m bvp.evaluation.cost`` prints both side by side.
+so parameters, MACs and latency all fall. ``python -m bvp.cost_table`` (make bench-latency) prints both side by side.
 
 Pass modules with pruning made permanent (``prune.remove``): a pruning reparametrisation (weight_orig and
 weight_mask) would be counted twice.
@@ -10,7 +10,6 @@ weight_mask) would be counted twice.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import statistics
@@ -97,47 +96,3 @@ def exported_bytes(model: nn.Module, in_shape: Sequence[int]) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_classifier(copy.deepcopy(model), torch.zeros(2, *in_shape), Path(tmp))
         return {f"{k}_bytes": os.path.getsize(p) for k, p in paths.items()}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Print params, MACs, latency and file sizes of the default Beta-VAE-Classif deployed classifier
-    (random weights: timing does not depend on them) dense, unstructured and structured at ``--amount``."""
-    # imported here: bvp.pruning.structured imports this module, and bvp.bench pulls in Lightning
-    from hydra.utils import get_class, instantiate
-    from torch.nn.utils import prune
-
-    from bvp.bench import compose_cfg
-    from bvp.pruning.scope import SCOPES, scope_parameters
-    from bvp.pruning.structured import prune_channels
-
-    parser = argparse.ArgumentParser(prog="python -m bvp.evaluation.cost", description=main.__doc__)
-    parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist")
-    parser.add_argument("--amount", type=float, default=0.5)
-    args = parser.parse_args(argv)
-
-    cfg = compose_cfg("beta_vae", args.dataset, [])
-    data = get_class(cfg.dataset._target_)
-    torch.manual_seed(0)
-    net = instantiate(cfg.model.net, in_shape=list(data.shape), num_classes=data.num_classes)
-    net.strip()
-    unstructured = copy.deepcopy(net)
-    params = scope_parameters(unstructured, list(SCOPES), ["weight"])
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=args.amount)
-    for module, name in params:
-        prune.remove(module, name)
-    structured = copy.deepcopy(net)
-    prune_channels(structured, args.amount, torch.zeros(2, *data.shape))
-
-    classifiers = {"dense": net.classifier(), "unstructured": unstructured.classifier(), "structured": structured.classifier()}
-    costs = models_cost(list(classifiers.values()), data.shape)
-    rows = {label: cost | exported_bytes(m, data.shape) for (label, m), cost in zip(classifiers.items(), costs, strict=True)}
-    columns = list(rows["dense"])
-    print(f"{args.dataset}, amount={args.amount}, {torch.get_num_threads()} CPU threads; in brackets: ratio to dense")
-    print(f"{'':>13}" + "".join(f"{c:>28}" for c in columns))
-    for label, row in rows.items():
-        cells = [f"{row[c]:{',' if isinstance(row[c], int) else '.3g'}} ({row[c] / rows['dense'][c]:.2f}x)" for c in columns]
-        print(f"{label:>13}" + "".join(f"{c:>28}" for c in cells))
-
-
-if __name__ == "__main__":
-    main()

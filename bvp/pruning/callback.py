@@ -10,7 +10,7 @@ checkpoints) and fixes its traps for this study: no lottery-ticket reset, prune 
 state so a run resumed during fine-tuning keeps its zeros.
 
 The branch step: save the dense model for other branches (``DenseCache``), measure it, switch to the fine-tune
-objective (``bvp.pruning.objectives``), prune, measure again. A run started from a cached dense checkpoint does
+objective (``bvp.objectives``), prune, measure again. A run started from a cached dense checkpoint does
 the same step as its training starts.
 """
 
@@ -32,8 +32,8 @@ from bvp.evaluation.compression import count_params
 from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
 from bvp.evaluation.measure import snapshot
 from bvp.losses import kl_per_dim
+from bvp.objectives import OBJECTIVES
 from bvp.pruning.branch import DenseCache
-from bvp.pruning.objectives import OBJECTIVES
 from bvp.pruning.schedules import CubicSchedule, step_count
 from bvp.pruning.scope import SCOPES, scope_parameters, sparsity_report
 from bvp.pruning.structured import (

@@ -154,29 +154,3 @@ def remove_latent_units(net: LatentClassifier, keep: Iterable[int], mean_code: T
         tp.prune_linear_in_channels(layer, removed)
     net.latent_dim = net.latent.mu.out_features
     return removed
-
-
-def match_shapes(net: nn.Module, state_dict: Mapping[str, Tensor], prefix: str = "") -> list[str]:
-    """Resize every Conv2d/Linear of ``net`` in place to the shapes its weights have in ``state_dict`` (keys
-    ``prefix + path``), so that a checkpoint of a structurally pruned network loads into a freshly built one.
-    The new parameters are uninitialised; load the state_dict next. Returns the paths of the resized layers."""
-    resized = []
-    for name, m in net.named_modules():
-        if not isinstance(m, (nn.Conv2d, nn.Linear)) or f"{prefix}{name}.weight" not in state_dict:
-            continue
-        changed = False
-        for pname in ("weight", "bias"):
-            p, key = getattr(m, pname), f"{prefix}{name}.{pname}"
-            if p is not None and key in state_dict and state_dict[key].shape != p.shape:
-                setattr(m, pname, nn.Parameter(p.new_empty(state_dict[key].shape), requires_grad=p.requires_grad))
-                changed = True
-        if changed:
-            w = m.weight.shape
-            if isinstance(m, nn.Linear):
-                m.out_features, m.in_features = w[0], w[1]
-            else:
-                m.out_channels, m.in_channels = w[0], w[1] * m.groups
-            resized.append(name)
-    if isinstance(net, LatentClassifier):
-        net.latent_dim = net.latent.mu.out_features
-    return resized
