@@ -40,7 +40,7 @@ study: install data
 	$(PY) -m bvp.study mnist $(ARGS)
 	$(VENV)/bin/bvp-report outputs/study/mnist --out outputs/study/mnist/report
 
-# the same study's shape on a budget of minutes: 2 + 1 epochs, amounts 0 and 0.9, seeds 0-1
+# the same study's shape on a budget of minutes: 2 + 1 epochs, amounts 0 and 0.95, seeds 0-1
 study-quick: install data
 	$(PY) -m bvp.study mnist --quick $(ARGS)
 	$(VENV)/bin/bvp-report outputs/study-quick/mnist --out outputs/study-quick/mnist/report

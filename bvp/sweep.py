@@ -96,9 +96,12 @@ class SweepProgress(Callback):
         with locked(sweep_dir):  # a sweep re-run with other seeds (bvp.study) adds its jobs to the record
             info = read_json(sweep_dir / SWEEP_FILE) or {}
             known = info.get("jobs", [])
-            refused = [r for r in info.get("refused", []) if r["overrides"] not in jobs]  # these run again now
-            jobs = known + [job for job in jobs if job not in known]
-            atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": time.time(), "refused": refused})
+            now = {frozenset(job) for job in jobs}  # a job is its set of overrides, in any order
+            refused = [r for r in info.get("refused", []) if frozenset(r["overrides"]) not in now]  # these run again now
+            seen = {frozenset(job) for job in known}
+            jobs = known + [job for job in jobs if frozenset(job) not in seen]
+            started = info.get("started", time.time())  # the first invocation's, as the finished runs counted are
+            atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": started, "refused": refused})
         self._draw(sweep_dir)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

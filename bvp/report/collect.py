@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,12 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
 
 
+def _plain(name: Any) -> str:
+    """A dataset's name without case or punctuation: a torchvision set's source (its DataModule's name, e.g.
+    FashionMNIST) is the dataset itself (fashion_mnist), not a second source."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
 def read_run(path: Path, sweep_dir: Path) -> Run:
     """A Run from ``path`` (a metrics.json); runs written before ``identity`` existed fall back to ``run``.
     A file that is not JSON is a run with status ``unreadable``, listed with the failed ones."""
@@ -60,8 +67,9 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         record = {"status": "unreadable", "error": f"metrics.json: {err}"}
     identity = dict(record.get("identity") or record.get("run") or {})
-    if record.get("dataset_source") not in (None, identity.get("dataset")):  # dSprites: official vs procedural sprites
-        identity["dataset_source"] = record["dataset_source"]  # other data, another cell: never pooled
+    source = record.get("dataset_source")
+    if source is not None and _plain(source) != _plain(identity.get("dataset")):  # dSprites: official vs procedural
+        identity["dataset_source"] = source  # other data, another cell: never pooled
     if identity.get("model") == "cnn":
         identity["beta"] = None
     overrides_file = path.parent / ".hydra" / "overrides.yaml"

@@ -16,7 +16,7 @@ import yaml
 
 from bvp.io import atomic_write_bytes
 from bvp.report import stats
-from bvp.report.collect import AXIS, SEED, Run, label, sortable, values
+from bvp.report.collect import AXIS, SEED, Run, done_runs, label, sortable, values
 
 REFERENCE_AMOUNT = 0.0  # the reference branch: the same fine-tuning, no pruning
 AT = 0.95  # drop@95
@@ -25,7 +25,8 @@ SESOI = 0.005  # smallest effect of interest, on both endpoints
 ALPHA = 0.05
 ENDPOINTS = {"drop_at_95": "drop@95", "tolerated": "tolerated sparsity"}
 # the primary curves' settings (conf/experiment/mnist_curves.yaml); a curve that differs in one of these is an
-# ablation or a baseline. A key a run lacks (model.recon_weight of the CNN, a record older than the key) matches.
+# ablation or a baseline. A key a run lacks (model.recon_weight of the CNN, a record older than the key) takes the
+# value the code had before the key existed: ABSENT where that was not the protocol's.
 PROTOCOL = {
     "pruning.finetune_loss": "ce",
     "pruning.pruning_fn": "l1_unstructured",
@@ -36,7 +37,10 @@ PROTOCOL = {
     "pruning.latent_units": "keep",
     "model.recon_weight": 1.0,
 }
+ABSENT = {"pruning.optimizer_state": "carry"}  # before 7a2b0ad the dense run's Adam state was always carried over
 CELL_KEYS = ("dataset", "dataset_source", "model", "beta", *PROTOCOL)  # what tells the study's cells apart
+CONTEXT = "context"  # every other identity key (epochs, lr, sizes, ...): cells compared must agree on all of them
+MODEL_KEYS = ("model", "beta", "model.cls_weight")  # come with the model: a Beta-VAE vs CNN contrast ignores them
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,12 @@ class SeedCurve:
 
 
 def cell_of(run: Run) -> tuple[tuple[str, Any], ...]:
-    """The run's cell: dataset, model, beta and its value of every protocol key (absent: the protocol's)."""
-    return tuple((k, run.identity.get(k, PROTOCOL.get(k))) for k in CELL_KEYS)
+    """The run's cell: dataset, model, beta, its value of every protocol key (absent: what the code did before
+    the key existed), and the rest of its identity but seed and amount (``context``), so runs that differ in any
+    setting are never pooled."""
+    known = tuple((k, run.identity.get(k, ABSENT.get(k, PROTOCOL.get(k)))) for k in CELL_KEYS)
+    rest = {k: v for k, v in run.identity.items() if k not in (*CELL_KEYS, *MODEL_KEYS, SEED, AXIS)}
+    return (*known, ("model.cls_weight", run.identity.get("model.cls_weight")), (CONTEXT, tuple(sorted(rest.items()))))
 
 
 def deviations(cell: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
@@ -104,13 +112,18 @@ def at(runs: list[Run], amount: float) -> Run | None:
     return next((r for r in runs if r.identity.get(AXIS) is not None and abs(float(r.identity[AXIS]) - amount) < 1e-9), None)
 
 
-def seed_curves(runs: list[Run]) -> list[SeedCurve]:
+def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None = None) -> list[SeedCurve]:
     """Every seed's curve of every cell, with its endpoints against the amount=0 branch (``reference``) and
-    against the dense model before fine-tuning (``*_dense``, the old reference)."""
+    against the dense model before fine-tuning (``*_dense``, the old reference). A tolerated sparsity needs the
+    whole curve: every amount its part plans (``planned``) and every amount another seed of the cell has; a seed
+    still running gets NaN there (its drop@95 stands once amounts 0 and 0.95 are in)."""
     by_curve: dict[tuple[Any, ...], list[Run]] = defaultdict(list)
     for run in runs:
         if "finetuned_test_acc" in run.metrics and AXIS in run.identity:
             by_curve[(cell_of(run), run.identity.get(SEED))].append(run)
+    cell_amounts: dict[Any, set[float]] = defaultdict(set)
+    for (cell, _), rows in by_curve.items():
+        cell_amounts[cell] |= amounts(rows)
     out = []
     for (cell, seed), rows in sorted(by_curve.items(), key=lambda kv: (tuple(sortable(v) for _, v in kv[0][0]), kv[0][1])):
         curve = SeedCurve(cell, seed, rows)
@@ -119,13 +132,16 @@ def seed_curves(runs: list[Run]) -> list[SeedCurve]:
         curve.reference = float(ref.metrics["finetuned_test_acc"]) if ref else math.nan
         curve.acc_at_95 = float(point.metrics["finetuned_test_acc"]) if point else math.nan
         sparsity, acc = values(rows, "sparsity"), values(rows, "finetuned_test_acc")
+        whole = amounts(rows) >= cell_amounts[cell] | planned_amounts([curve], plan or {})
+        curve.flags["complete"] = whole
         for suffix, reference in (("", curve.reference), ("_dense", curve.dense)):
-            tol = stats.tolerated(sparsity, acc, reference, TOLERANCE) if len(rows) > 2 else stats.Tolerated(math.nan)
+            tol = stats.tolerated(sparsity, acc, reference, TOLERANCE) if whole and len(rows) > 2 else stats.Tolerated(math.nan)
             curve.endpoints[f"drop_at_95{suffix}"] = reference - curve.acc_at_95
             curve.endpoints[f"tolerated{suffix}"] = tol.value
             curve.flags |= {f"censored{suffix}": tol.censored, f"thin{suffix}": tol.thin}
         for key in ("dense_active_units", "dense_kl"):
             curve.endpoints[key] = stats.mean(values(rows, key))
+        curve.endpoints |= {"reference": curve.reference, "dense": curve.dense}
         out.append(curve)
     return out
 
@@ -137,30 +153,51 @@ def cells(curves: list[SeedCurve]) -> dict[tuple[tuple[str, Any], ...], list[See
     return dict(out)
 
 
-def planned_seeds(sweep_dir: Path) -> dict[str, int]:
-    """Seeds each part plans, by the part's folder (relative to ``sweep_dir``): from the multirun.yaml Hydra
-    wrote there (hydra.sweeper.params.seed; the study passes one seed at a time, the plan stays in the params)."""
+def amounts(runs: list[Run]) -> set[float]:
+    return {round(float(r.identity[AXIS]), 9) for r in runs if r.identity.get(AXIS) is not None}
+
+
+def study_plan(sweep_dir: Path) -> dict[str, tuple[int, set[float]]]:
+    """Each part's plan, by the part's folder (relative to ``sweep_dir``): its number of seeds and its amounts, from
+    the multirun.yaml Hydra wrote there (hydra.sweeper.params; the study passes one seed at a time, the params
+    keep the plan)."""
     out = {}
     for path in sweep_dir.rglob("multirun.yaml"):
         params = ((yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("sweeper") or {}).get("params") or {}
         if "seed" in params:
-            out[str(path.parent.relative_to(sweep_dir))] = len(str(params["seed"]).split(","))
+            wanted = {round(float(a), 9) for a in str(params.get(AXIS, "")).split(",") if a.strip()}
+            out[str(path.parent.relative_to(sweep_dir))] = (len(str(params["seed"]).split(",")), wanted)
     return out
 
 
-def planned(curves: list[SeedCurve], plan: dict[str, int]) -> int | None:
+def _parts(curves: list[SeedCurve]) -> set[str]:
+    return {str(Path(r.run_dir).parent) for c in curves for r in c.runs}
+
+
+def planned(curves: list[SeedCurve], plan: dict[str, tuple[int, set[float]]]) -> int | None:
     """The seeds planned for a cell: the largest plan among the parts its runs come from (None: no plan found)."""
-    parts = {str(Path(r.run_dir).parent) for c in curves for r in c.runs}
-    found = [plan[p] for p in parts if p in plan]
+    found = [plan[p][0] for p in _parts(curves) if p in plan]
     return max(found) if found else None
 
 
+def planned_amounts(curves: list[SeedCurve], plan: dict[str, tuple[int, set[float]]]) -> set[float]:
+    return set().union(*(plan[p][1] for p in _parts(curves) if p in plan))
+
+
 # -- contrasts -----------------------------------------------------------------------------------------
-def _find(by_cell: dict, dataset_cell: dict[str, Any]) -> list[SeedCurve] | None:
+def _find(by_cell: dict, want: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[SeedCurve] | None:
+    """The cell whose keys equal ``want``, keys in ``ignore`` aside."""
     for cell, curves in by_cell.items():
-        if dict(cell) == dataset_cell:
+        if {k: v for k, v in cell if k not in ignore} == {k: v for k, v in want.items() if k not in ignore}:
             return curves
     return None
+
+
+def family_name(cell: tuple[tuple[str, Any], ...]) -> str:
+    """``mnist``, with its data source where it is not the dataset itself (dSprites: official or procedural)."""
+    c = dict(cell)
+    source = c.get("dataset_source")
+    return str(c["dataset"]) + (f" ({source})" if source not in (None, c["dataset"]) else "")
 
 
 def endpoint_values(curves: list[SeedCurve], endpoint: str) -> np.ndarray:
@@ -192,26 +229,24 @@ def paired_row(family: str, comparison: str, endpoint: str, a: list[SeedCurve], 
 
 
 def primary_rows(by_cell: dict) -> list[dict[str, Any]]:
-    """The pre-registered family, per dataset: beta 3, 5, 10 vs beta 1 and beta 1 vs the CNN, on drop@95 and
-    tolerated sparsity (Welch), Holm within the dataset's eight."""
+    """The pre-registered family, per dataset and data source: beta 3, 5, 10 vs beta 1 and beta 1 vs the CNN, on
+    drop@95 and tolerated sparsity (Welch), Holm over all eight (a test that cannot be computed counts as p = 1)."""
     out = []
-    for dataset in sorted({dict(c)["dataset"] for c in by_cell if not deviations(c)}, key=sortable):
-        family = []
-        base = {k: v for k, v in next(c for c in by_cell if dict(c)["dataset"] == dataset and not deviations(c))}
-        primary = {**base, **PROTOCOL}
+    for name in sorted({family_name(c) for c in by_cell if not deviations(c)}):
+        base = dict(next(c for c in by_cell if family_name(c) == name and not deviations(c)))
+        primary = base | PROTOCOL
 
-        def cell(model: str, beta: Any, primary: dict = primary) -> list[SeedCurve] | None:
-            return _find(by_cell, primary | {"model": model, "beta": beta})
+        def cell(model: str, beta: Any, primary: dict = primary) -> list[SeedCurve]:
+            return _find(by_cell, primary | {"model": model, "beta": beta}, ignore=("model.cls_weight",)) or []
 
-        beta1, cnn = cell("beta_vae", 1), cell("cnn", None)
+        beta1 = cell("beta_vae", 1)
         pairs = [(f"beta={b} vs beta=1", cell("beta_vae", b), beta1) for b in (3, 5, 10)]
-        pairs.append(("beta=1 vs CNN", beta1, cnn))
-        for name, a, b in pairs:
-            if a and b:
-                family += [welch_row(f"primary ({dataset})", name, e, a, b) for e in ENDPOINTS]
-        for row, p in zip(family, stats.holm([r["p"] for r in family]), strict=True):
-            row["p_holm"] = float(p)
-        out += [r | {"dataset": dataset} for r in family]
+        pairs.append(("beta=1 vs CNN", beta1, cell("cnn", None)))
+        family = [welch_row(f"primary ({name})", c, e, a, b) for c, a, b in pairs for e in ENDPOINTS]
+        p = np.array([r["p"] for r in family], dtype=float)
+        for row, p_holm in zip(family, stats.holm(np.where(np.isnan(p), 1.0, p)), strict=True):
+            row["p_holm"] = math.nan if math.isnan(row["p"]) else float(p_holm)
+        out += family
     return out
 
 
@@ -222,32 +257,37 @@ def exploratory_rows(by_cell: dict) -> list[dict[str, Any]]:
     out = []
     for cell, curves in by_cell.items():
         extra = deviations(cell)
-        if len(extra) != 1:
-            continue
-        twin = _find(by_cell, dict(cell) | {k: PROTOCOL[k] for k in extra})
+        twin = _find(by_cell, dict(cell) | {k: PROTOCOL[k] for k in extra}) if len(extra) == 1 else None
         if twin is None:
             continue
         key = next(iter(extra))
-        row = paired_row if key.startswith("pruning.") else welch_row
-        name = f"{cell_label(cell)} vs {cell_label(cell)} at the protocol's {key}={stats_value(PROTOCOL[key])}"
-        metrics = ["drop_at_95", *(["tolerated"] if len(curves[0].runs) > 2 else [])]
-        out += [row("exploratory", name, e, curves, twin) for e in metrics]
+        dense = {c.seed: c.dense for c in twin}  # one dense model per seed: the same dense accuracy on both sides
+        shared = key.startswith("pruning.") and all(dense.get(c.seed) == c.dense for c in curves)
+        row = paired_row if shared else welch_row
+        name = f"{cell_label(cell)} vs {cell_label(twin[0].cell)}"
+        metrics = ["drop_at_95", *(["tolerated"] if len(amounts([r for c in curves for r in c.runs])) > 2 else [])]
+        out += [row(f"exploratory ({family_name(cell)})", name, e, curves, twin) for e in metrics]
     for cell in [c for c in by_cell if not deviations(c)]:
-        beta1 = next((c for c in by_cell if dict(c) == dict(cell) | {"model": "beta_vae", "beta": 1}), None)
-        if beta1 is None or cell == beta1:
+        beta1 = _find(by_cell, dict(cell) | {"model": "beta_vae", "beta": 1}, ignore=("model.cls_weight",))
+        if beta1 is None or by_cell[cell] is beta1:
             continue
-        latent = () if dict(cell)["model"] == "cnn" else ("dense_active_units", "dense_kl")  # no KL in a CNN
+        cnn = dict(cell)["model"] == "cnn"  # oriented as the primary contrasts: beta=b vs beta=1, beta=1 vs CNN
+        a, b = (beta1, by_cell[cell]) if cnn else (by_cell[cell], beta1)
+        what = "beta=1 vs CNN" if cnn else f"{cell_label(cell)} vs beta=1"
+        latent = () if cnn else ("dense_active_units", "dense_kl")  # no KL in a CNN
         for endpoint in ("drop_at_95_dense", "tolerated_dense", *latent):
-            if all(len(endpoint_values(by_cell[c], endpoint)) for c in (cell, beta1)):  # measured on both sides
-                out.append(welch_row("exploratory", f"{cell_label(cell)} vs beta=1", endpoint, by_cell[cell], by_cell[beta1]))
+            if all(len(endpoint_values(c, endpoint)) for c in (a, b)):  # measured on both sides
+                out.append(welch_row(f"exploratory ({family_name(cell)})", what, endpoint, a, b))
     return out
 
 
 def verdict(claim: Claim, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """The pre-registered rule (docs/results.md) applied to the claim's primary tests."""
     found = [next((r for r in rows if r["comparison"] == c and r["endpoint"] == e), None) for c, e, _ in claim.tests]
-    if any(r is None or math.isnan(r["p_holm"]) for r in found):
-        return "inconclusive (not enough seeds)", [r for r in found if r is not None]
+    if any(r is None or min(r["n1"], r["n2"]) < 2 for r in found):
+        return "inconclusive (fewer than 2 seeds in a cell)", [r for r in found if r is not None]
+    if any(math.isnan(r["p_holm"]) for r in found):
+        return "inconclusive (a test is undefined: its values are constant)", found
     signs = [s for _, _, s in claim.tests]
     significant = [r["p_holm"] < ALPHA for r in found]
     inside = [r["ci_low"] > -SESOI and r["ci_high"] < SESOI for r in found]
@@ -292,45 +332,50 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
     """The generated part of docs/results.md and every contrast row (contrasts.csv)."""
-    done = [r for r in runs if r.status == "done"]
-    curves = seed_curves(done)
-    by_cell, plan = cells(curves), planned_seeds(sweep_dir)
+    done, _ = done_runs(runs)  # one run per identity
+    plan = study_plan(sweep_dir)
+    curves = seed_curves(done, plan)
+    by_cell = cells(curves)
     primary, exploratory = primary_rows(by_cell), exploratory_rows(by_cell)
     commits = sorted({f"{r.code.get('commit') or 'unknown'}{' (dirty)' if r.code.get('dirty') else ''}" for r in done})
     hours = sum(float(r.timing.get("fit_seconds") or 0) for r in done) / 3600
     lines = [
         f"{len(done)} finished runs (of {len(runs)} records) in `{sweep_dir}`, from code {', '.join(commits) or '-'}; "
-        f"{hours:.2f} hours of training and fine-tuning (the sum of the runs' fit_seconds, on 2 CPU cores).",
+        f"{hours:.2f} hours of training and fine-tuning (the sum of the runs' fit_seconds).",
         "",
         "### Verdicts",
         "",
-        "Each claim's pre-registered tests (Welch t on per-seed values, Holm within the primary family). Estimates are "
-        "a - b: a drop is a cost (lower is better), a tolerated sparsity a gain (higher is better).",
+        "Each claim's pre-registered tests (Welch t on per-seed values, Holm within the primary family of its data). "
+        "Estimates are a - b: a drop is a cost (lower is better), a tolerated sparsity a gain (higher is better).",
         "",
     ]
     rows = []
-    for claim in CLAIMS:
-        outcome, found = verdict(claim, primary)
-        for r in found or [None]:
-            n = "-" if r is None else f"{r['n1']}, {r['n2']}"
-            note = [] if r is None or not r["censored"] else [f"{r['censored']} censored values"]
-            cell_runs = [c for c in by_cell.values() for x in c[:1] if r and cell_label(x.cell) in r["comparison"].split(" vs ")]
-            wanted = [planned(c, plan) for c in cell_runs]
-            if r is not None and any(w and min(r["n1"], r["n2"]) < w for w in wanted):
-                note.append(f"incomplete: planned {max(w for w in wanted if w)} seeds")
-            rows.append(
-                [
-                    claim.name,
-                    f"**{outcome}**",
-                    r["comparison"] if r else "-",
-                    NAMES[r["endpoint"]] if r else "-",
-                    f"{_num(r['estimate'])} {_ci(r['ci_low'], r['ci_high'])}" if r else "-",
-                    n,
-                    _p(r["p_holm"]) if r else "-",
-                    "; ".join(note),
-                ]
-            )
-    lines += _table(["claim", "verdict", "contrast", "endpoint", "estimate [95% CI]", "n", "p (Holm)", "note"], rows)
+    for family in sorted({r["family"] for r in primary}):
+        tests = [r for r in primary if r["family"] == family]
+        members = [c for cell, c in by_cell.items() if f"primary ({family_name(cell)})" == family and not deviations(cell)]
+        want = max((planned(c, plan) or 0 for c in members), default=0) or None
+        for claim in CLAIMS:
+            outcome, found = verdict(claim, tests)
+            for r in found or [None]:
+                note = [] if r is None or not r["censored"] else [f"{r['censored']} censored values"]
+                if want is None:
+                    note.append("plan unknown (no multirun.yaml): completeness not checked")
+                elif r is not None and min(r["n1"], r["n2"]) < want:
+                    note.append(f"incomplete: {min(r['n1'], r['n2'])} of {want} seeds")
+                rows.append(
+                    [
+                        family.removeprefix("primary (").removesuffix(")"),
+                        claim.name,
+                        f"**{outcome}**",
+                        r["comparison"] if r else "-",
+                        NAMES[r["endpoint"]] if r else "-",
+                        f"{_num(r['estimate'])} {_ci(r['ci_low'], r['ci_high'])}" if r else "-",
+                        "-" if r is None else f"{r['n1']}, {r['n2']}",
+                        _p(r["p_holm"]) if r else "-",
+                        "; ".join(note),
+                    ]
+                )
+    lines += _table(["data", "claim", "verdict", "contrast", "endpoint", "estimate [95% CI]", "n", "p (Holm)", "note"], rows)
     lines += [
         "",
         "### Cells",
@@ -343,18 +388,23 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
     ]
     rows = []
     for cell, members in by_cell.items():
-        want = planned(members, plan)
-        seeds = f"{len(members)}" + (f" of {want}" if want else "")
-        amounts = sorted({float(r.identity[AXIS]) for c in members for r in c.runs})
+        want, whole = planned(members, plan), sum(c.flags["complete"] for c in members)
+        seeds = (
+            f"{whole}"
+            + (f" of {want}" if want else " (plan unknown)")
+            + (f", {len(members) - whole} running" if whole < len(members) else "")
+        )
+        measured = sorted(amounts([r for c in members for r in c.runs]))
         ends = {e: endpoint_values(members, e) for e in ("drop_at_95", "tolerated", "drop_at_95_dense")}
         flags = f"{sum(c.flags['censored'] for c in members)} / {sum(c.flags['thin'] for c in members)}"
         rows.append(
             [
+                family_name(cell),
                 cell_label(cell),
                 seeds,
-                ", ".join(f"{a:g}" for a in amounts),
-                _mean_ci(np.array([c.reference for c in members])),
-                _mean_ci(np.array([c.dense for c in members])),
+                ", ".join(f"{a:g}" for a in measured),
+                _mean_ci(endpoint_values(members, "reference")),
+                _mean_ci(endpoint_values(members, "dense")),
                 _mean_ci(ends["drop_at_95"]),
                 ("≥ " if any(c.flags["censored"] for c in members) else "") + _mean_ci(ends["tolerated"]),
                 flags,
@@ -362,7 +412,17 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
                 _mean_ci(endpoint_values(members, "dense_active_units")),
             ]
         )
-    header = ["cell", "seeds", "amounts", "reference acc", "dense acc", "drop@95", "tolerated", "censored / thin"]
+    header = [
+        "data",
+        "cell",
+        "complete seeds",
+        "amounts",
+        "reference acc",
+        "dense acc",
+        "drop@95",
+        "tolerated",
+        "censored / thin",
+    ]
     lines += _table([*header, "drop@95 vs dense", "dense active units"], rows)
     for title, family, note in (
         ("Primary contrasts", primary, "The pre-registered family: Welch t, 95% Welch CI, Hedges' g; p_holm within it."),
@@ -377,6 +437,7 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
         lines += ["", f"### {title}", "", note, ""]
         table = [
             [
+                r["family"].partition(" (")[2][:-1],
                 r["comparison"],
                 NAMES[r["endpoint"]],
                 f"{r['n1']}, {r['n2']}",
@@ -390,7 +451,7 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
             for r in family
         ]
         lines += (
-            _table(["comparison", "endpoint", "n", "estimate", "95% CI", "p", "p_holm", "g", "censored"], table)
+            _table(["data", "comparison", "endpoint", "n", "estimate", "95% CI", "p", "p_holm", "g", "censored"], table)
             if table
             else ["none yet"]
         )
