@@ -128,6 +128,12 @@ def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str |
         return str(cache.ckpt)
     if cache.meta.exists():  # a cached checkpoint exists but cannot be used: say so
         log.warning("not using the cached dense model: %s; training the dense model again", problem)
+    elif (stale := cache.older_code()) is not None:
+        log.warning(
+            "not using the cached dense model %s: other code trained it (bvp's training code changed since); "
+            "training the dense model again",
+            stale,
+        )
     return None
 
 

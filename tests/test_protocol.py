@@ -65,10 +65,14 @@ def test_metrics_json_records_the_code_version(make_cfg, tmp_path: Path) -> None
         assert len(record["code"]["commit"]) == 40 and isinstance(record["code"]["dirty"], bool)
 
 
-def test_the_dense_cache_key_changes_with_the_training_code(make_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dense_cache_key_changes_with_the_training_code(
+    make_cfg, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     first = train(make_cfg(name="a"))
     monkeypatch.setattr("bvp.run.code_fingerprint", lambda: "other code")
-    second = train(make_cfg(name="b"))
+    with caplog.at_level("WARNING", logger="bvp.run"):
+        second = train(make_cfg(name="b"))
+    assert "other code trained it" in caplog.text and first["dense_source"]["path"] in caplog.text  # says why
     assert second["dense_source"]["trained_here"] and second["dense_source"]["path"] != first["dense_source"]["path"]
     assert len(code_fingerprint()) == 16
 

@@ -75,6 +75,16 @@ class DenseCache:
             return f"{self.ckpt} is corrupt or truncated (its SHA-256 does not match {self.meta.name})"
         return None
 
+    def older_code(self) -> Path | None:
+        """A cached dense checkpoint of this identity that other code trained (only the code fingerprint differs):
+        never used, but worth saying why this run trains again."""
+        mine = {k: v for k, v in self.identity.items() if k != "code"}
+        for meta in sorted(self.dir.parent.glob("*/dense.json")):
+            theirs = (read_json(meta) or {}).get("identity") or {}
+            if meta != self.meta and {k: v for k, v in theirs.items() if k != "code"} == mine:
+                return meta.parent / "dense.ckpt"
+        return None
+
     def save(self, trainer: L.Trainer, trained_by: str) -> None:
         """Write the trainer's current state as the dense checkpoint: file first, then its record (both atomic)."""
         self.dir.mkdir(parents=True, exist_ok=True)
