@@ -16,7 +16,8 @@ import yaml
 
 from bvp.io import atomic_write_bytes
 from bvp.report import stats
-from bvp.report.collect import AXIS, SEED, Run, done_runs, label, sortable, values
+from bvp.report.collect import AXIS, SEED, Run, done_runs, label, show, sortable, values
+from bvp.report.tables import md_table, p_cell
 
 REFERENCE_AMOUNT = 0.0  # the reference branch: the same fine-tuning, no pruning
 AT = 0.95  # drop@95
@@ -99,13 +100,9 @@ def deviations(cell: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
 def cell_label(cell: tuple[tuple[str, Any], ...]) -> str:
     """``model=beta_vae beta=5`` and, for an ablation, the settings it changes; CNN for the CNN."""
     c = dict(cell)
-    base = "CNN" if c["model"] == "cnn" else f"beta={stats_value(c['beta'])}"
+    base = "CNN" if c["model"] == "cnn" else f"beta={show(c['beta'])}"
     extra = deviations(cell)
     return base + ("" if not extra else " " + label(list(extra), tuple(extra.values())))
-
-
-def stats_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def at(runs: list[Run], amount: float) -> Run | None:
@@ -322,14 +319,6 @@ def _mean_ci(x: np.ndarray) -> str:
     return f"{_num(stats.mean(x))} {_ci(*stats.t_ci(x))}"
 
 
-def _p(p: float) -> str:
-    return "-" if math.isnan(p) else f"{p:.3g}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
     """The generated part of docs/results.md and every contrast row (contrasts.csv)."""
     done, _ = done_runs(runs)  # one run per identity
@@ -371,11 +360,11 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
                         NAMES[r["endpoint"]] if r else "-",
                         f"{_num(r['estimate'])} {_ci(r['ci_low'], r['ci_high'])}" if r else "-",
                         "-" if r is None else f"{r['n1']}, {r['n2']}",
-                        _p(r["p_holm"]) if r else "-",
+                        p_cell(r["p_holm"]) if r else "-",
                         "; ".join(note),
                     ]
                 )
-    lines += _table(["data", "claim", "verdict", "contrast", "endpoint", "estimate [95% CI]", "n", "p (Holm)", "note"], rows)
+    lines += md_table(["data", "claim", "verdict", "contrast", "endpoint", "estimate [95% CI]", "n", "p (Holm)", "note"], rows)
     lines += [
         "",
         "### Cells",
@@ -423,7 +412,7 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
         "tolerated",
         "censored / thin",
     ]
-    lines += _table([*header, "drop@95 vs dense", "dense active units"], rows)
+    lines += md_table([*header, "drop@95 vs dense", "dense active units"], rows)
     for title, family, note in (
         ("Primary contrasts", primary, "The pre-registered family: Welch t, 95% Welch CI, Hedges' g; p_holm within it."),
         (
@@ -443,15 +432,15 @@ def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) 
                 f"{r['n1']}, {r['n2']}",
                 _num(r["estimate"]),
                 _ci(r["ci_low"], r["ci_high"]),
-                _p(r["p"]),
-                _p(r.get("p_holm", math.nan)),
+                p_cell(r["p"]),
+                p_cell(r.get("p_holm", math.nan)),
                 _num(r["effect_size"], 2),
                 str(r["censored"]),
             ]
             for r in family
         ]
         lines += (
-            _table(["data", "comparison", "endpoint", "n", "estimate", "95% CI", "p", "p_holm", "g", "censored"], table)
+            md_table(["data", "comparison", "endpoint", "n", "estimate", "95% CI", "p", "p_holm", "g", "censored"], table)
             if table
             else ["none yet"]
         )
