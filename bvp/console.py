@@ -14,6 +14,7 @@ from typing import ClassVar
 import lightning.pytorch as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from bvp.names import LOGGED
 from bvp.rules import Boolean, Rules, Spec
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class EpochLine(L.Callback):
     Without a bar it logs one line per training epoch: the epoch mean train/val loss and accuracy, and
     the epoch's wall time."""
 
-    KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
+    KEYS = LOGGED  # the values on the line, as the module logs them
     SETTINGS: ClassVar[dict[str, Spec]] = {"interactive": Boolean(null=True)}  # null: whether stderr is a tty
 
     def __init__(self, interactive: bool | None = None) -> None:

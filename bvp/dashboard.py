@@ -24,41 +24,22 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-# the three accuracies of the study (paper Table 1: dense, pruned, fine-tuned), logged as curve/<key>
-CURVE_KEYS = ("dense_test_acc", "pruned_test_acc", "finetuned_test_acc")
-# the other summary numbers, logged as summary/<key>: every key listed here or starting with a prefix below
-SUMMARY_KEYS = (
-    "accuracy_drop",
-    "pruning_drop",
-    "sparsity",
-    "compression_ratio",
-    "compression_ratio_full",
-    "compression_ratio_bytes",
-    "active_units",
-    "active_units_cov",
-    "kl",
-    "label_mig",
-    "label_informative_dims",
-    "latent_units_removed",
-    "params_removed",
-    "macs_removed",
-    "exported_test_acc",
-)
-SUMMARY_PREFIXES = ("dense_", "pruned_", "finetuned_", "units_removed_", "mig", "latency")
+from bvp.names import ACCURACIES, METRICS_FILE, SCALARS
+
 LAYOUT = {
     "accuracy vs sparsity (step = sparsity in per-mille)": {
-        "test accuracy: dense, pruned, fine-tuned": ["Multiline", [f"curve/{k}" for k in CURVE_KEYS]],
+        "test accuracy: dense, pruned, fine-tuned": ["Multiline", [f"curve/{k}" for k in ACCURACIES]],
     }
 }
 
 
 def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The finite scalar summary numbers of ``metrics`` (lists such as kl_dims and NaNs are left out)."""
-    keys = [k for k in metrics if k in CURVE_KEYS or k in SUMMARY_KEYS or k.startswith(SUMMARY_PREFIXES)]
+    """The finite scalar summary numbers of ``metrics``: every key of ``bvp.names.SCALARS`` (lists such as
+    kl_dims and NaNs are left out)."""
     return {
         k: float(metrics[k])
-        for k in keys
-        if isinstance(metrics[k], Real) and not isinstance(metrics[k], bool) and math.isfinite(metrics[k])
+        for k in metrics
+        if k in SCALARS and isinstance(metrics[k], Real) and not isinstance(metrics[k], bool) and math.isfinite(metrics[k])
     }
 
 
@@ -107,7 +88,7 @@ def log_run_summary(logger: TensorBoardLogger | bool | None, identity: dict[str,
     step = sparsity_step(metrics)
     with SummaryWriter(logger.log_dir) as writer:
         for key, value in summary_metrics(metrics).items():
-            writer.add_scalar(f"{'curve' if key in CURVE_KEYS else 'summary'}/{key}", value, step)
+            writer.add_scalar(f"{'curve' if key in ACCURACIES else 'summary'}/{key}", value, step)
         writer.add_custom_scalars(LAYOUT)
         for summary in session_summaries(identity):
             writer.file_writer.add_summary(summary)
@@ -126,7 +107,7 @@ def final_line(out_dir: str | os.PathLike) -> str:
     """The one line a run ends with: where its record, export and logs are (TensorBoard's, and how to open them,
     or logger=csv's), as the run folder holds them."""
     run = _shown(Path(out_dir))
-    line = f"metrics: {run / 'metrics.json'} | export: {run / 'classifier.pt2'}"
+    line = f"metrics: {run / METRICS_FILE} | export: {run / 'classifier.pt2'}"
     if (Path(out_dir) / "tb").is_dir():
         line += f" | TensorBoard logs: {run / 'tb'} | open them: make tensorboard LOGDIR={run}"
     if (Path(out_dir) / "csv" / "metrics.csv").is_file():

@@ -29,6 +29,7 @@ from bvp.evaluation.measure import snapshot
 from bvp.export import export_classifier
 from bvp.identity import code_fingerprint, code_version, dense_identity, run_identity
 from bvp.io import atomic_write_json, read_json
+from bvp.names import LAST_CHECKPOINT, METRICS_FILE
 from bvp.pruning import DecoderStripPruning
 from bvp.pruning.branch import DenseCache
 from bvp.sweep import assign_job_resources, in_multirun
@@ -42,15 +43,15 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     siblings (outputs/runs/<date>/<time>)."""
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
-    own = out_dir / "checkpoints" / "last.ckpt"
+    own = out_dir / LAST_CHECKPOINT
     if own.is_file():
         return str(own)
     if not cfg.get("resume") or in_multirun():  # a sweep job resumes from its own folder only
         return None
     root = out_dir.parent.parent
-    for record_path in sorted(root.glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for record_path in sorted(root.glob(f"*/*/{METRICS_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True):
         record = read_json(record_path) or {}
-        ckpt = record_path.parent / "checkpoints" / "last.ckpt"
+        ckpt = record_path.parent / LAST_CHECKPOINT
         same = record.get("identity") == run_identity(cfg)
         if same and record.get("status") != "done" and ckpt.is_file() and record_path.parent != out_dir:
             return str(ckpt)
@@ -161,7 +162,7 @@ def fit_and_measure(
 
     metrics: dict[str, Any] = {}
     final = snapshot(module.net, dm)  # the same batches as the dense and pruned measurements
-    record: dict[str, Any] = {"dataset_source": data_source(dm)}
+    record: dict[str, Any] = {"dataset_source": data_source(dm), "input_shape": list(dm.shape)}
     if pruner is None:
         metrics |= {f"dense_{k}": v for k, v in final.items()}
     else:
@@ -202,7 +203,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or skip, or resume) the training run that ``cfg`` describes; returns its metrics.json record."""
     quiet()  # here, not only in train.py: launcher workers (joblib, SLURM) import this module without it
     out_dir = Path(cfg.output_dir)
-    path = out_dir / "metrics.json"
+    path = out_dir / METRICS_FILE
     previous = read_json(path)
     if previous and previous.get("status") == "done":
         log.info("%s is done already: skipping (delete it to run again)", path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from bvp.io import atomic_write_bytes, read_json
+from bvp.names import METRICS_FILE, SWEEP_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = {  # the parts of each study, in the order they run within a seed
@@ -44,21 +45,21 @@ def plan(parts: tuple[str, ...], seeds: dict[str, list[int]]) -> list[tuple[int,
     return [(s, p) for s in sorted({s for v in seeds.values() for s in v}) for p in parts if s in seeds[p]]
 
 
-RECORDS = ("metrics.json", ".hydra/overrides.yaml")  # of each finished run: what bvp-report reads (no checkpoints)
-SWEEP_RECORDS = ("multirun.yaml", "sweep.json")  # of each part: its plan and its jobs
+RECORDS = (METRICS_FILE, ".hydra/overrides.yaml")  # of each finished run: what bvp-report reads (no checkpoints)
+SWEEP_RECORDS = ("multirun.yaml", SWEEP_FILE)  # of each part: its plan and its jobs
 
 
 def copy_records(root: Path, dest: Path) -> int:
     """Copy every finished run's records (and each part's plan) from ``root`` into ``dest``, same layout,
     atomically, skipping files already there with the same bytes; returns how many runs ``dest`` then holds."""
-    files = [p for p in root.rglob("metrics.json") if (read_json(p) or {}).get("status") == "done"]
+    files = [p for p in root.rglob(METRICS_FILE) if (read_json(p) or {}).get("status") == "done"]
     wanted = [run / name for run in (p.parent for p in files) for name in RECORDS]
     wanted += [part / name for part in {p.parent.parent for p in files} for name in SWEEP_RECORDS]
     for src in wanted:
         out = dest / src.relative_to(root)
         if src.is_file() and not (out.is_file() and out.read_bytes() == src.read_bytes()):
             atomic_write_bytes(out, src.read_bytes())
-    return sum(1 for p in dest.rglob("metrics.json") if (read_json(p) or {}).get("status") == "done")
+    return sum(1 for p in dest.rglob(METRICS_FILE) if (read_json(p) or {}).get("status") == "done")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = {p: [s for s in part_seeds(p) if not args.quick or s in QUICK_SEEDS] for p in parts}
     root = Path(args.root or f"outputs/{'study-quick' if args.quick else 'study'}/{args.study}")
     if args.records is not None:
-        if not any(root.rglob("metrics.json")):
+        if not any(root.rglob(METRICS_FILE)):
             parser.error(f"--root={root}: no run records under it; give the study's folder, e.g. outputs/study/mnist")
         print(f"study: {copy_records(root, args.records)} finished runs in {args.records}", file=sys.stderr)
         return 0

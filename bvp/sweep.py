@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from bvp.config import ConfigError, config_error_lines
 from bvp.io import atomic_write_json, read_json
+from bvp.names import METRICS_FILE, SWEEP_FILE
 from bvp.resolvers import launch_errors
 
-SWEEP_FILE = "sweep.json"
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")  # what Hydra writes in a job's folder
 
 
@@ -43,7 +43,7 @@ def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[s
 def statuses(sweep_dir: Path) -> dict[str, int]:
     """How many runs under ``sweep_dir`` are in each metrics.json status."""
     counts: dict[str, int] = {}
-    for path in sweep_dir.glob("*/metrics.json"):
+    for path in sweep_dir.glob(f"*/{METRICS_FILE}"):
         status = (read_json(path) or {}).get("status", "unknown")
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bvp.data import DeviceDataModule
 from bvp.io import read_json
-from bvp.sweep import SWEEP_FILE
+from bvp.names import METRICS_FILE, SWEEP_FILE
 
 SEED = "seed"
 AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
 FIRST_KEYS = ("dataset", "model", "beta", "latent_dim")  # shown first in tables and labels, then the rest sorted
-# C * H * W of each dataset, by the name the run identity gives it (its bvp.data module: bvp.identity)
-INPUT_DIM = {cls.__module__.rsplit(".", 1)[-1]: math.prod(cls.shape) for cls in DeviceDataModule.__subclasses__()}
+# C * H * W of the shipped datasets, for records written before metrics.json held input_shape (the MNIST study's)
+RECORDED_BEFORE = {"mnist": 784, "fashion_mnist": 784, "cifar10": 3072, "dsprites": 4096}
 Key = tuple[Any, ...]  # the values of a list of identity keys
 
 
@@ -43,6 +42,7 @@ class Run:
     overrides: frozenset[str] = field(default_factory=frozenset)
     code: dict[str, Any] = field(default_factory=dict)  # the commit that ran it, and whether its tree was dirty
     timing: dict[str, Any] = field(default_factory=dict)  # fit_seconds, epoch_seconds_sum, ...
+    input_dim: int | None = None  # C * H * W of the data, from the record's input_shape
 
     def key(self, keys: list[str]) -> Key:
         return tuple(self.identity.get(k) for k in keys)
@@ -83,11 +83,12 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
         overrides=overrides,
         code=record.get("code") or {},
         timing=record.get("timing") or {},
+        input_dim=math.prod(record["input_shape"]) if record.get("input_shape") else RECORDED_BEFORE.get(identity.get("dataset")),
     )
 
 
 def load_runs(sweep_dir: Path) -> list[Run]:
-    return [read_run(path, sweep_dir) for path in sorted(sweep_dir.rglob("metrics.json"))]
+    return [read_run(path, sweep_dir) for path in sorted(sweep_dir.rglob(METRICS_FILE))]
 
 
 def refused_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -152,15 +153,13 @@ def label(keys: list[str], key: Key, empty: str = "all runs") -> str:
     return " ".join(f"{k}={show(v)}" for k, v in zip(keys, key, strict=True) if v is not None) or empty
 
 
-def normalised_beta(identity: dict[str, Any]) -> float | None:
+def normalised_beta(run: Run) -> float | None:
     """beta · latent_dim / input_dim (Higgins et al. 2017, "beta-VAE", ICLR): beta per input dimension, so
     betas are comparable across datasets of different sizes. None where beta does not apply (CNN)."""
-    beta = identity.get("beta")
+    beta, latent = run.identity.get("beta"), run.identity.get("latent_dim")
     if beta is None:
         return None
-    dim = INPUT_DIM.get(identity.get("dataset", ""))
-    latent = identity.get("latent_dim")
-    return math.nan if dim is None or latent is None else float(beta) * float(latent) / dim
+    return math.nan if run.input_dim is None or latent is None else float(beta) * float(latent) / run.input_dim
 
 
 def values(runs: list[Run], metric: str) -> np.ndarray:

@@ -16,56 +16,12 @@ from typing import Any
 import numpy as np
 
 from bvp.identity import AFTER_BRANCH
+from bvp.names import ACCURACIES, COSTS, DROPS, MARKDOWN, SUMMARY
 from bvp.report import stats
 from bvp.report.collect import AXIS, SEED, Key, Run, group_runs, label, normalised_beta, show, values
 
-METRICS = (  # summarised per group, in this order, when present
-    "dense_val_acc",
-    "dense_test_acc",
-    "pruned_val_acc",
-    "pruned_test_acc",
-    "finetuned_val_acc",
-    "finetuned_test_acc",
-    "accuracy_drop",
-    "pruning_drop",
-    "sparsity",
-    "dense_active_units",
-    "dense_kl",
-    "active_units",
-    "kl",
-    "active_units_cov",
-    "mig",
-    "label_mig",
-    "label_informative_dims",
-    "latent_units_removed",
-    "units_removed_test_acc",
-    "compression_ratio_full",
-    "compression_ratio",
-    "compression_ratio_bytes",
-)
-MARKDOWN_METRICS = (
-    "dense_test_acc",
-    "pruned_test_acc",
-    "finetuned_test_acc",
-    "accuracy_drop",
-    "pruning_drop",
-    "sparsity",
-    "compression_ratio",
-    "dense_active_units",
-    "dense_kl",
-)
-DROPS = {"accuracy_drop": "dense - fine-tuned", "pruning_drop": "dense - pruned"}  # paired: both from one run
-BETWEEN = ("dense_test_acc", "finetuned_test_acc")
+BETWEEN = (ACCURACIES[0], ACCURACIES[-1])  # dense and fine-tuned, compared between groups
 STATS_COLUMNS = ("comparison", "metric", "n1", "n2", "estimate", "ci_low", "ci_high", "method", "p", "p_holm", "effect_size")
-COSTS = {  # what pruning buys (bvp.evaluation.cost): dense_<cost> and pruned_<cost> of the deployed classifier
-    "params": "params",
-    "macs": "MACs",
-    "latency_ms_b1": "CPU ms, batch 1",
-    "latency_ms_b256": "CPU ms, batch 256",
-    "latency_ms_b1_cuda": "GPU ms, batch 1",
-    "latency_ms_b256_cuda": "GPU ms, batch 256",
-    "export_bytes": "export bytes",
-}
 SMALL_N = 5  # below this a cell is marked: a CI from so few seeds is wide and the bootstrap's is unreliable
 MARK = "†"
 
@@ -96,7 +52,7 @@ def run_rows(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
     for run in runs:
         row = {"run_dir": run.run_dir, "status": run.status, "error": run.error}
         row |= {k: run.identity.get(k) for k in keys}
-        row |= {SEED: run.identity.get(SEED), "beta_norm": normalised_beta(run.identity)}
+        row |= {SEED: run.identity.get(SEED), "beta_norm": normalised_beta(run)}
         row |= {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in run.metrics.items()}
         out.append(row)
     return out
@@ -111,7 +67,7 @@ def describe(x: np.ndarray, resamples: int) -> dict[str, float]:
 
 
 def summary_rows(
-    groups: dict[Key, list[Run]], keys: list[str], resamples: int, metrics: Sequence[str] = METRICS
+    groups: dict[Key, list[Run]], keys: list[str], resamples: int, metrics: Sequence[str] = SUMMARY
 ) -> list[dict[str, Any]]:
     """summary.csv: one row per group, its keys and normalised beta, and for every one of ``metrics`` present
     ``<metric>_{n,mean,std,t_low,t_high,bca_low,bca_high}``."""
@@ -120,7 +76,7 @@ def summary_rows(
     for key, rows in groups.items():
         row: dict[str, Any] = {"group": label(keys, key), **dict(zip(keys, key, strict=True))}
         row.setdefault("beta", rows[0].identity.get("beta"))  # shown beside beta_norm even where beta is not swept
-        row |= {"beta_norm": normalised_beta(rows[0].identity), "n": len(rows)}
+        row |= {"beta_norm": normalised_beta(rows[0]), "n": len(rows)}
         for metric in present:
             row |= {f"{metric}_{k}": v for k, v in describe(values(rows, metric), resamples).items()}
         out.append(row)
@@ -376,7 +332,7 @@ def markdown(
         "Accuracies, drops and sparsity are fractions (0.01 = 1 point). With few seeds read the t CI: on normal data at "
         "n = 5 it covers 95%, the BCa only about 84% (python -m bvp.report.coverage).",
     ]
-    for metric in MARKDOWN_METRICS:
+    for metric in MARKDOWN:
         if f"{metric}_n" not in (summary[0] if summary else {}):
             continue
         dense = metric.startswith("dense_")  # the same dense models in every branch: one row per dense setting
