@@ -59,7 +59,7 @@ SCALARS = frozenset((*ACCURACIES, *VALIDATION, *UNPRUNED, *DROPS, *REMOVED, *LAT
 
 # What the report summarises per group, in this order, when present; and the shorter list of its markdown table.
 SUMMARY = (
-    *(key for pair in zip(VALIDATION, ACCURACIES) for key in pair),
+    *(key for pair in zip(VALIDATION[:3], ACCURACIES, strict=True) for key in pair),
     *DROPS,
     "sparsity",
     *LATENT[:5],
