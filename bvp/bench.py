@@ -36,15 +36,11 @@ from bvp.data import DeviceDataModule, DeviceLoader, EpochSampler
 from bvp.module import ClassifModule
 from bvp.run import build
 from bvp.sweep import quiet_console
+from bvp.torchutil import sync
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 CASES = [(m, d) for d in ("mnist", "cifar10") for m in ("beta_vae", "cnn")]
 WAYS = ("project", "plain", "textbook")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class EpochClock(L.Callback):

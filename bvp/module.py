@@ -20,6 +20,7 @@ from bvp.losses import LIKELIHOODS, TermMeans, kl_per_dim, nonfinite, recon_loss
 from bvp.models import LatentClassifier, Output, match_shapes
 from bvp.objectives import Objective
 from bvp.rules import SEED, Boolean, Choice, Derived, Integer, Number, Rules, Spec
+from bvp.torchutil import derived_seed
 
 Batch = tuple[Tensor, Tensor]
 
@@ -125,7 +126,7 @@ class ClassifModule(L.LightningModule):
     # -- steps ----------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         # noise (reparameterisation, augmentation) drawn from (seed, epoch): a resumed run matches
-        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
+        torch.manual_seed(derived_seed(self.seed, self.current_epoch))
         self._epoch_start = time.perf_counter()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:

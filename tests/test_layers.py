@@ -8,7 +8,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bvp"
 LAYERS = (  # bottom first; a module may import its own layer and the layers below
-    ("bvp", "bvp.names", "bvp.rules", "bvp.io", "bvp.identity", "bvp.resolvers", "bvp.losses", "bvp.console", "bvp.objectives"),
+    (
+        "bvp",
+        "bvp.names",
+        "bvp.torchutil",
+        "bvp.rules",
+        "bvp.io",
+        "bvp.identity",
+        "bvp.resolvers",
+        "bvp.losses",
+        "bvp.console",
+        "bvp.objectives",
+    ),
     ("bvp.data", "bvp.models", "bvp.export", "bvp.evaluation"),
     ("bvp.module", "bvp.pruning"),
     ("bvp.config", "bvp.dashboard"),

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bvp.rules import SEED, Boolean, ConfigError, Integer, PathName, Rules, Spec
+from bvp.torchutil import derived_seed
 
 Batch = tuple[Tensor, Tensor]
 
@@ -46,7 +47,7 @@ class EpochSampler:
 
     def indices(self) -> Tensor:
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            gen = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch))
             order = torch.randperm(self.n, generator=gen)
         else:
             order = torch.arange(self.n)

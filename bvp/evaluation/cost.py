@@ -24,6 +24,7 @@ from torch import nn
 
 from bvp.evaluation.compression import count_nonzero, count_params
 from bvp.export import export_classifier
+from bvp.torchutil import sync
 
 BATCHES = (1, 256)
 REPEATS = {1: 200, 256: 20}  # timed calls per model and batch size: about 1 s per model at the default MNIST sizes
@@ -36,11 +37,6 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     with torch.no_grad():
         macs, _ = tp.utils.count_ops_and_params(model, example[:1])
     return int(macs)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def latencies_ms(

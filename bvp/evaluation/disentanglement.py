@@ -23,6 +23,8 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 from torch import Tensor
 
+from bvp.torchutil import eval_mode
+
 LABEL_INFORMATIVE = 0.05  # a dimension is label-informative when I(mu_d; y) >= 5% of H(y)
 BURDA_ACTIVE = 0.01  # Burda et al. (2016): unit d is active when Cov_x(E_q[z_d|x]) > 0.01
 
@@ -100,15 +102,13 @@ def latent_traversal(net: torch.nn.Module, x: Tensor, steps: int = 8, span: floa
     ``likelihood="bernoulli"`` (logits) and is shown as it is for "gaussian" (means)."""
     if net.decoder is None:
         raise ValueError("latent_traversal needs a net with a decoder (not a CNN-Classif or a stripped one)")
-    was_training = net.training
-    net.eval()
-    mu = net.latent(net.encoder(x.reshape(1, *x.shape[-3:])))[0][0]
-    values = torch.linspace(-span, span, steps, device=mu.device, dtype=mu.dtype)
-    z = mu.repeat(len(mu), steps, 1)  # (dim swept, step, latent)
-    dims = torch.arange(len(mu), device=mu.device)
-    z[dims, :, dims] = values
-    out = net.decoder(z.reshape(-1, len(mu)))
-    net.train(was_training)
+    with eval_mode(net):
+        mu = net.latent(net.encoder(x.reshape(1, *x.shape[-3:])))[0][0]
+        values = torch.linspace(-span, span, steps, device=mu.device, dtype=mu.dtype)
+        z = mu.repeat(len(mu), steps, 1)  # (dim swept, step, latent)
+        dims = torch.arange(len(mu), device=mu.device)
+        z[dims, :, dims] = values
+        out = net.decoder(z.reshape(-1, len(mu)))
     images = torch.sigmoid(out) if likelihood == "bernoulli" else out
     return torchvision.utils.make_grid(images.cpu(), nrow=steps, pad_value=0.5)
 

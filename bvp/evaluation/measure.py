@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from bvp.evaluation.accuracy import accuracy, eval_batches
 from bvp.evaluation.disentanglement import active_units_cov, label_information, mig
 from bvp.evaluation.latent import kl_statistics, latent_codes
+from bvp.torchutil import eval_mode
 
 
 def latent_statistics(mu: Tensor, logvar: Tensor | None, labels: Tensor, factors: Tensor | None) -> dict[str, Any]:
@@ -30,13 +31,11 @@ def latent_statistics(mu: Tensor, logvar: Tensor | None, labels: Tensor, factors
 def snapshot(net: nn.Module, dm: Any, latent: bool = True) -> dict[str, Any]:
     """Val and test accuracy of the deployed path (the head reads the latent mean) and, if ``latent``, the
     latent statistics of the test split; in eval mode, which is restored afterwards."""
-    was_training = net.training
-    net.eval()
-    out: dict[str, Any] = {
-        f"{split}_acc": accuracy(lambda x: net(x).logits, eval_batches(dm, split)) for split in ("val", "test")
-    }
-    if latent:
-        mu, logvar, labels = latent_codes(net, eval_batches(dm, "test"))
-        out |= latent_statistics(mu, logvar, labels, getattr(dm, "factors", {}).get("test"))
-    net.train(was_training)
+    with eval_mode(net):
+        out: dict[str, Any] = {
+            f"{split}_acc": accuracy(lambda x: net(x).logits, eval_batches(dm, split)) for split in ("val", "test")
+        }
+        if latent:
+            mu, logvar, labels = latent_codes(net, eval_batches(dm, "test"))
+            out |= latent_statistics(mu, logvar, labels, getattr(dm, "factors", {}).get("test"))
     return out

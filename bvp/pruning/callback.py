@@ -45,6 +45,7 @@ from bvp.pruning.structured import (
     remove_latent_units,
 )
 from bvp.rules import Boolean, Choice, ConfigError, Integer, Number, Rules, Spec, Subset
+from bvp.torchutil import derived_seed, eval_mode
 
 if TYPE_CHECKING:
     from bvp.module import ClassifModule
@@ -203,7 +204,7 @@ class DecoderStripPruning(ModelPruning):
             # layer-wise: the same fraction of what is left in every layer (torch rounds per layer)
             step = count if self._use_global_unstructured else count / max(total - zeros, 1)
             with torch.random.fork_rng(devices=[]):  # random_unstructured: the same mask whichever way the run began
-                torch.manual_seed(pl_module.seed * 1_000_003 + k)
+                torch.manual_seed(derived_seed(pl_module.seed, k))
                 self.apply_pruning(step)
             sparsity = sparsity_report(net, self._parameters_to_prune)
         if pl_module.channels_last:
@@ -224,9 +225,8 @@ class DecoderStripPruning(ModelPruning):
     def _inactive_units(self, net: nn.Module, dm: Any) -> tuple[list[int], Tensor]:
         """Latent dimensions whose mean KL on the validation split is at most ACTIVE_UNIT_NATS (at least one is
         kept: the most informative), and every dimension's mean code there (to fold into the next layer)."""
-        was_training = net.training
-        mu, logvar, _ = latent_codes(net.eval(), eval_batches(dm, "val"))
-        net.train(was_training)
+        with eval_mode(net):
+            mu, logvar, _ = latent_codes(net, eval_batches(dm, "val"))
         kl = kl_per_dim(mu, logvar).mean(0)
         inactive = [d for d in range(len(kl)) if kl[d] <= ACTIVE_UNIT_NATS and d != int(kl.argmax())]
         return inactive, mu.mean(0)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.cost import count_macs
 from bvp.models import LatentClassifier, Output
+from bvp.torchutil import eval_mode
 
 NORMS = {"l1": 1, "l2": 2}  # pruning.norm -> the p of the group magnitude
 
@@ -83,11 +84,8 @@ def _tensors(out: Output) -> list[Tensor]:
 
 def _dependency_graph(net: LatentClassifier, example_input: Tensor) -> tp.DependencyGraph:
     """Trace ``net`` (in eval mode, so mu and logvar stay uncoupled by the sampling) and restore its mode."""
-    training = net.training
-    with torch.enable_grad():
-        graph = tp.DependencyGraph().build_dependency(net, example_input, output_transform=_tensors, verbose=False)
-    net.train(training)
-    return graph
+    with torch.enable_grad(), eval_mode(net):
+        return tp.DependencyGraph().build_dependency(net, example_input, output_transform=_tensors, verbose=False)
 
 
 @torch.no_grad()
