@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # copy the offline MNIST files (if this machine has them) into ./data, where torchvision extracts them, and extract
-# Debian's Fashion-MNIST (re-gzipped, so torchvision's md5s fail on the .gz; it takes the extracted files as they are)
+# Debian's Fashion-MNIST (re-gzipped, so torchvision's md5s fail on the .gz; it takes the extracted files as they are).
+# Without the real CIFAR-10 batches, decode the JPEG stand-in (if this machine has it; about a minute) into its own
+# folder, never data/cifar-10-batches-py: only dataset.jpeg_stand_in=true reads it (docs/data.md)
+STAND_IN := data/cifar10-jpeg-stand-in
 data:
 	@if [ ! -d data/MNIST/raw ] && [ -d $(SHARED_DATA)/MNIST/raw ]; then \
 		mkdir -p data/MNIST && cp -r $(SHARED_DATA)/MNIST/raw data/MNIST/ && chmod -R u+w data/MNIST; \
@@ -28,6 +31,10 @@ data:
 		mkdir -p data/FashionMNIST/raw && for f in $(FASHION_MNIST_DEB)/*-ubyte.gz; do \
 		out=data/FashionMNIST/raw/$$(basename $$f .gz); gunzip -c $$f > $$out.part && mv $$out.part $$out; done; \
 		echo "extracted Fashion-MNIST from $(FASHION_MNIST_DEB) (apt-get install dataset-fashion-mnist) into data/"; fi
+	@if [ ! -f data/cifar-10-batches-py/data_batch_1 ] && [ ! -d $(STAND_IN) ] && [ -f $(SHARED_DATA)/cifar10-jpeg/make_batches.py ]; then \
+		py=$(PY); [ -x $$py ] || py=$(PYTHON); rm -rf $(STAND_IN).part && \
+		$$py $(SHARED_DATA)/cifar10-jpeg/make_batches.py $(STAND_IN).part >/dev/null && mv $(STAND_IN).part $(STAND_IN) && \
+		echo "decoded the CIFAR-10 JPEG stand-in (lossy pixels, not CIFAR-10) from $(SHARED_DATA) into $(STAND_IN)/: read it with dataset.jpeg_stand_in=true"; fi
 
 train: install data
 	$(PY) train.py $(ARGS)

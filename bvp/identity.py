@@ -23,6 +23,8 @@ CODE_PATHS = ("bvp", "conf", "train.py", "pyproject.toml", "constraints.txt")  #
 BOOKKEEPING = (
     "output_dir",
     "data_dir",
+    "dataset.jpeg_stand_in",  # where to look, like data_dir: dataset_source records what was read (the dense-cache key
+    # and the report's cells take it from there), so runs on the real files stay one cell whichever way it is set
     "resume",
     "ckpt_path",
     "cache_dir",
