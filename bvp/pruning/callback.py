@@ -34,24 +34,20 @@ from bvp.evaluation.measure import snapshot
 from bvp.losses import kl_per_dim
 from bvp.objectives import OBJECTIVES
 from bvp.pruning.branch import DenseCache
-from bvp.pruning.schedules import CubicSchedule, step_count
-from bvp.pruning.scope import SCOPES, scope_parameters, sparsity_report
-from bvp.pruning.structured import (
-    NORMS,
-    channel_counts,
-    channel_sparsity,
-    check_channel_amount,
-    prune_channels,
-    remove_latent_units,
-)
+from bvp.pruning.engine import Engine
+from bvp.pruning.schedules import CubicSchedule
+from bvp.pruning.scope import SCOPES, scope_parameters
+from bvp.pruning.structured import NORMS, ChannelEngine, channel_counts, remove_latent_units
+from bvp.pruning.unstructured import UnstructuredEngine
 from bvp.rules import Boolean, Choice, ConfigError, Integer, Number, Rules, Spec, Subset
-from bvp.torchutil import derived_seed, eval_mode
+from bvp.torchutil import eval_mode
 
 if TYPE_CHECKING:
     from bvp.module import ClassifModule
 
 PRUNING_FNS = ("l1_unstructured", "random_unstructured")  # ModelPruning's unstructured methods usable globally
-STRUCTURES = ("weights", "channels")  # zero single weights (unstructured) | remove whole channels/neurons
+# pruning.structure -> its engine: zero single weights (unstructured) | remove whole channels/neurons
+ENGINES: dict[str, type[Engine]] = {"weights": UnstructuredEngine, "channels": ChannelEngine}
 LATENT_UNITS = ("keep", "inactive")
 OPTIMIZER_STATES = ("fresh", "carry")  # the optimizer at the branch point: new Adam moments | the dense run's
 
@@ -70,7 +66,7 @@ class DecoderStripPruning(ModelPruning):
         "pruning_fn": Choice(PRUNING_FNS),
         "use_global_unstructured": Boolean(),
         "optimizer_state": Choice(OPTIMIZER_STATES),
-        "structure": Choice(STRUCTURES),
+        "structure": Choice(tuple(ENGINES)),
         "norm": Choice(tuple(NORMS)),
         "latent_units": Choice(LATENT_UNITS),
         "steps": Integer(ge=0, example=5),
@@ -117,6 +113,8 @@ class DecoderStripPruning(ModelPruning):
         self.prune_epoch, self.finetune_epochs = prune_epoch, finetune_epochs
         self.scope, self.objective = list(scope), OBJECTIVES[finetune_loss]
         self.structure, self.norm, self.latent_units = structure, norm, latent_units
+        self.engine = ENGINES[structure](self)
+        self.seed = 0  # the run's seed (setup): random_unstructured draws its mask from it
         self.optimizer_state = optimizer_state
         self.schedule = CubicSchedule(amount, prune_epoch, steps, step_epochs) if steps else None
         self.results: dict[str, Any] = {}
@@ -131,9 +129,7 @@ class DecoderStripPruning(ModelPruning):
 
     def raise_against(self, net: nn.Module) -> None:
         """Refuse (ConfigError: 'key=value: what to write instead') settings that do not fit the network."""
-        errors = []
-        if self.structure == "channels":
-            errors += check_channel_amount(channel_counts(net), self.amount)
+        errors = self.engine.check(net, self.amount)
         if self.latent_units == "inactive" and not net.variational:
             errors.append(
                 "pruning.latent_units='inactive': a deterministic latent (model=cnn) has no KL per dimension to find "
@@ -148,6 +144,7 @@ class DecoderStripPruning(ModelPruning):
 
     def setup(self, trainer: L.Trainer, pl_module: ClassifModule, stage: str) -> None:
         self._parameters_to_prune = scope_parameters(pl_module.net, self.scope, self._parameter_names)
+        self.seed = pl_module.seed
         super().setup(trainer, pl_module, stage)
         if self.objective.name == "ce_kl" and pl_module.net.variational and pl_module.beta >= pl_module.cls_weight:
             rank_zero_warn(
@@ -189,24 +186,7 @@ class DecoderStripPruning(ModelPruning):
         target = self.schedule.sparsity(k) if self.schedule else self.amount
         # global_unstructured flattens with .view(-1), and Torch-Pruning slices: both want contiguous weights
         net.to(memory_format=torch.contiguous_format)
-        if self.structure == "channels":
-            example = next(eval_batches(dm, "val"))[0][:2]
-            prune_channels(net, target, example, self.norm, dense=self.results["dense_channels"])
-            sparsity = {"channels": channel_sparsity(net, self.results["dense_channels"])}
-            sparsity["overall"] = 1 - count_params(net.classifier()) / self.results["dense_classifier_params"]
-        else:
-            for module, name in self._parameters_to_prune:  # the masked weight as of now (the attribute is
-                if hasattr(module, f"{name}_orig"):  # refreshed by forward only, in the old memory format)
-                    setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
-            total = sum(getattr(m, n).numel() for m, n in self._parameters_to_prune)
-            zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in self._parameters_to_prune)
-            count = step_count(target, total, total - zeros)  # global: an exact count, no rounding drift
-            # layer-wise: the same fraction of what is left in every layer (torch rounds per layer)
-            step = count if self._use_global_unstructured else count / max(total - zeros, 1)
-            with torch.random.fork_rng(devices=[]):  # random_unstructured: the same mask whichever way the run began
-                torch.manual_seed(derived_seed(pl_module.seed, k))
-                self.apply_pruning(step)
-            sparsity = sparsity_report(net, self._parameters_to_prune)
+        sparsity = self.engine.prune(net, target, k, self.results, dm)
         if pl_module.channels_last:
             net.to(memory_format=torch.channels_last)
         # fresh state at the branch point (k = 0) if asked; a gradual step always keeps the fine-tuning's state
@@ -296,11 +276,9 @@ def check_pruning_args(pruning: Mapping[str, Any], epochs: int | None = None) ->
     pe = pruning.get("prune_epoch", epochs)
     if epochs is not None:
         replace(DecoderStripPruning.SETTINGS["prune_epoch"], le=epochs, example=epochs).check(rules, "prune_epoch", pe)
-    if pruning.get("structure") == "channels":  # whole channels of every hidden layer, ranked by group magnitude
-        unused = {"scope": list(SCOPES), "prune_bias": False, "pruning_fn": "l1_unstructured", "use_global_unstructured": True}
-        for key, default in unused.items():
-            if key in pruning and (list(pruning[key]) if key == "scope" else pruning[key]) != default:
-                rules.add(key, pruning[key], f"applies to pruning.structure=weights only; leave it at {default}")
+    for key, default in ENGINES[pruning.get("structure", "weights")].UNUSED.items():
+        if key in pruning and (list(pruning[key]) if key == "scope" else pruning[key]) != default:
+            rules.add(key, pruning[key], f"applies to pruning.structure=weights only; leave it at {default}")
     steps, step_epochs = pruning.get("steps", 0), pruning.get("step_epochs", 1)
     if epochs is not None and not rules.errors and steps and pe + steps * step_epochs > epochs:
         window, latest = steps * step_epochs, epochs - steps * step_epochs

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
+from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.cost import count_macs
 from bvp.models import LatentClassifier, Output
+from bvp.pruning.engine import Engine
+from bvp.pruning.scope import SCOPES
 from bvp.torchutil import eval_mode
 
 NORMS = {"l1": 1, "l2": 2}  # pruning.norm -> the p of the group magnitude
@@ -152,3 +156,24 @@ def remove_latent_units(net: LatentClassifier, keep: Iterable[int], mean_code: T
         tp.prune_linear_in_channels(layer, removed)
     net.latent_dim = net.latent.mu.out_features
     return removed
+
+
+class ChannelEngine(Engine):
+    """``pruning.structure=channels``: remove ``target`` of every hidden layer's channels/neurons, lowest group
+    magnitude (``pruning.norm``) first; the sparsity is of the deployed classifier's parameters."""
+
+    UNUSED: ClassVar[dict[str, Any]] = {  # every hidden layer's channels, ranked by group magnitude
+        "scope": list(SCOPES),
+        "prune_bias": False,
+        "pruning_fn": "l1_unstructured",
+        "use_global_unstructured": True,
+    }
+
+    def check(self, net: LatentClassifier, amount: float) -> list[str]:
+        return check_channel_amount(channel_counts(net), amount)
+
+    def prune(self, net: LatentClassifier, target: float, step: int, dense: Mapping[str, Any], dm: Any) -> dict[str, float]:
+        example = next(eval_batches(dm, "val"))[0][:2]
+        prune_channels(net, target, example, self.pruner.norm, dense=dense["dense_channels"])
+        overall = 1 - count_params(net.classifier()) / dense["dense_classifier_params"]
+        return {"channels": channel_sparsity(net, dense["dense_channels"]), "overall": overall}
