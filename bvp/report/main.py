@@ -60,8 +60,9 @@ def report(
     if spearman:
         tables.write_csv(out_dir / "prunability.csv", points)
     refused = collect.refused_jobs(sweep_dir)
-    markdown = tables.markdown(sweep_dir.name, summary, keys, tests, curves, runs, repeats, missing, sections, refused)
-    (out_dir / "summary.md").write_text(markdown)
+    page = [tables.header(sweep_dir.name, keys, runs, repeats, missing), tables.group_tables(summary, keys)]
+    page += [tables.curve_table(curves), *sections, tables.tests_table(tests), tables.uncounted(runs, repeats, refused, missing)]
+    (out_dir / "summary.md").write_text(tables.page(page))
 
     shown = {}
     if curves:

@@ -300,26 +300,10 @@ def _seed_mean(seeds: list[dict[str, Any]], name: str) -> str:
     return f"{num(stats.mean(x))} {ci_cell(*stats.t_ci(x))} n={count(len(x))}"
 
 
-def markdown(
-    title: str,
-    summary: list[dict[str, Any]],
-    keys: list[str],
-    tests: list[dict[str, Any]],
-    curve_list: list[Curve],
-    runs: list[Run],
-    repeats: list[Run],
-    missing: list[list[str]],
-    sections: Sequence[list[str]] = (),
-    refused: Sequence[dict[str, Any]] = (),
-) -> str:
-    """summary.md: counts, per-metric group tables, curve endpoints, ``sections`` (each a list of lines), the tests,
-    and every run that is not counted (failed or unfinished, repeated, never started)."""
-    columns = list(keys)
-    if any(r["beta_norm"] is not None for r in summary):
-        columns += [] if "beta" in columns else ["beta"]
-        columns.insert(columns.index("beta") + 1, "beta_norm")
+def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], missing: list[list[str]]) -> list[str]:
+    """summary.md's head: the run counts, what the groups are, how to read a cell."""
     done = sum(r.status == "done" for r in runs)
-    lines = [
+    return [
         f"# Sweep summary: {title}",
         "",
         f"{len(runs)} run folders: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or unfinished; "
@@ -332,6 +316,19 @@ def markdown(
         "Accuracies, drops and sparsity are fractions (0.01 = 1 point). With few seeds read the t CI: on normal data at "
         "n = 5 it covers 95%, the BCa only about 84% (python -m bvp.report.coverage).",
     ]
+
+
+def group_tables(summary: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    """One table per metric of MARKDOWN: each group's n, mean and CIs (keys constant in a table stated above it)."""
+    columns = list(keys)
+    if any(r["beta_norm"] is not None for r in summary):
+        columns += [] if "beta" in columns else ["beta"]
+        columns.insert(columns.index("beta") + 1, "beta_norm")
+
+    def cell(r: dict[str, Any], c: str) -> str:
+        return num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-"
+
+    lines: list[str] = []
     for metric in MARKDOWN:
         if f"{metric}_n" not in (summary[0] if summary else {}):
             continue
@@ -339,10 +336,6 @@ def markdown(
         have = [r for r in summary if r.get(f"{metric}_n")]
         shown = [c for c in columns if not (dense and after_branch(c))]
         varying = [c for c in shown if len({repr(r[c]) for r in have}) > 1]  # constant keys are stated once, above
-
-        def cell(r: dict[str, Any], c: str) -> str:
-            return num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-"
-
         rows = list(
             {
                 (
@@ -358,37 +351,46 @@ def markdown(
         same = [f"`{c}={cell(have[0], c)}`" for c in shown if c not in varying and have]
         lines += ["", f"## {metric}", "", *([f"In every row: {', '.join(same)}.", ""] if same else [])]
         lines += md_table([*varying, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)
-    if curve_list:
-        lines += [
-            "",
-            "## Sparsity curves",
-            "",
-            "Fine-tuned test accuracy against achieved sparsity, one curve per setting of every key but `pruning.amount`. "
-            "tolerated: the highest sparsity whose accuracy stays within 1 point of dense, interpolated on x = log(1/(1-s)) "
-            "(every point within: the highest measured). AUC: area under accuracy over x, divided by the x range (a mean "
-            "accuracy). drop@90: dense - accuracy at 90% sparsity (a point measured there, else interpolated on x; none "
-            "beyond the highest measured). 'mean curve' is computed on the mean over seeds; 'per seed' is the mean and "
-            "t CI of each seed's own.",
-            "",
+    return lines
+
+
+def curve_table(curve_list: list[Curve]) -> list[str]:
+    """Each sparsity curve's endpoints, on the mean curve and per seed (none without curves)."""
+    if not curve_list:
+        return []
+    lines = [
+        "",
+        "## Sparsity curves",
+        "",
+        "Fine-tuned test accuracy against achieved sparsity, one curve per setting of every key but `pruning.amount`. "
+        "tolerated: the highest sparsity whose accuracy stays within 1 point of dense, interpolated on x = log(1/(1-s)) "
+        "(every point within: the highest measured). AUC: area under accuracy over x, divided by the x range (a mean "
+        "accuracy). drop@90: dense - accuracy at 90% sparsity (a point measured there, else interpolated on x; none "
+        "beyond the highest measured). 'mean curve' is computed on the mean over seeds; 'per seed' is the mean and "
+        "t CI of each seed's own.",
+        "",
+    ]
+    rows = [
+        [
+            c.label,
+            count(c.dense["n"]),
+            f"{num(c.dense['mean'])} {ci_cell(c.dense['low'], c.dense['high'])}",
+            num(c.endpoints["tolerated_sparsity"]),
+            _seed_mean(c.seeds, "tolerated_sparsity"),
+            num(c.endpoints["auc"]),
+            _seed_mean(c.seeds, "auc"),
+            num(c.endpoints["drop_at_90"]),
+            _seed_mean(c.seeds, "drop_at_90"),
         ]
-        rows = [
-            [
-                c.label,
-                count(c.dense["n"]),
-                f"{num(c.dense['mean'])} {ci_cell(c.dense['low'], c.dense['high'])}",
-                num(c.endpoints["tolerated_sparsity"]),
-                _seed_mean(c.seeds, "tolerated_sparsity"),
-                num(c.endpoints["auc"]),
-                _seed_mean(c.seeds, "auc"),
-                num(c.endpoints["drop_at_90"]),
-                _seed_mean(c.seeds, "drop_at_90"),
-            ]
-            for c in curve_list
-        ]
-        header = ["curve", "seeds", "dense [t CI]", "tolerated (mean curve)", "tolerated (per seed)", "AUC (mean curve)"]
-        lines += md_table([*header, "AUC (per seed)", "drop@90 (mean curve)", "drop@90 (per seed)"], rows)
-    lines += [line for section in sections for line in section]
-    lines += [
+        for c in curve_list
+    ]
+    header = ["curve", "seeds", "dense [t CI]", "tolerated (mean curve)", "tolerated (per seed)", "AUC (mean curve)"]
+    return lines + md_table([*header, "AUC (per seed)", "drop@90 (mean curve)", "drop@90 (per seed)"], rows)
+
+
+def tests_table(tests: list[dict[str, Any]]) -> list[str]:
+    """The exploratory tests (stat_rows), Holm within this table."""
+    lines = [
         "",
         f"## Exploratory tests ({len(tests)})",
         "",
@@ -406,17 +408,25 @@ def markdown(
         ]
         for t in tests
     ]
-    lines += md_table(STATS_COLUMNS, rows) if rows else ["none"]
+    return lines + (md_table(STATS_COLUMNS, rows) if rows else ["none"])
+
+
+def uncounted(runs: list[Run], repeats: list[Run], refused: Sequence[dict[str, Any]], missing: list[list[str]]) -> list[str]:
+    """Every run that is not counted: failed or unfinished, repeated, refused, never started."""
     failed = [r for r in runs if r.status != "done"]
-    lines += ["", f"## Failed or unfinished runs ({len(failed)})", ""]
+    lines = ["", f"## Failed or unfinished runs ({len(failed)})", ""]
     lines += [f"- `{r.run_dir}`: {r.status}: {(r.error or 'no error recorded').splitlines()[0]}" for r in failed] or ["none"]
     lines += ["", f"## Repeated runs not counted ({len(repeats)})", ""]
     lines += [f"- `{r.run_dir}`: same identity as a counted run" for r in repeats] or ["none"]
     lines += ["", f"## Refused runs ({len(refused)})", ""]
     lines += [f"- {' '.join(job['overrides'])}: {'; '.join(job['errors'])}" for job in refused] or ["none"]
     lines += ["", f"## Missing runs ({len(missing)})", ""]
-    lines += [f"- {' '.join(job)}" for job in missing] or ["none"]
-    return "\n".join(lines) + "\n"
+    return lines + ([f"- {' '.join(job)}" for job in missing] or ["none"])
+
+
+def page(sections: Sequence[list[str]]) -> str:
+    """summary.md from its sections, in order (each a list of lines)."""
+    return "\n".join(line for section in sections for line in section) + "\n"
 
 
 def p_cell(p: float) -> str:
