@@ -29,18 +29,15 @@ from torch.nn.utils import prune
 
 from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
-from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
 from bvp.evaluation.measure import snapshot
-from bvp.losses import kl_per_dim
 from bvp.objectives import OBJECTIVES
 from bvp.pruning.branch import DenseCache
 from bvp.pruning.engine import Engine
 from bvp.pruning.schedules import CubicSchedule
 from bvp.pruning.scope import SCOPES, scope_parameters
-from bvp.pruning.structured import NORMS, ChannelEngine, channel_counts, remove_latent_units
+from bvp.pruning.structured import NORMS, ChannelEngine, channel_counts, inactive_units, remove_latent_units
 from bvp.pruning.unstructured import UnstructuredEngine
 from bvp.rules import Boolean, Choice, ConfigError, Integer, Number, Rules, Spec, Subset
-from bvp.torchutil import eval_mode
 
 if TYPE_CHECKING:
     from bvp.module import ClassifModule
@@ -172,7 +169,7 @@ class DecoderStripPruning(ModelPruning):
         self.results |= {f"dense_{k}": v for k, v in snapshot(net, dm).items()}
         self.results["dense_channels"] = channel_counts(net)
         self.results["dense_classifier_params"] = count_params(net.classifier())
-        inactive = self._inactive_units(net, dm) if self.latent_units == "inactive" else None
+        inactive = inactive_units(net, eval_batches(dm, "val")) if self.latent_units == "inactive" else None
         pl_module.enter_finetune(self.objective)
         if inactive is not None:
             self._remove_units(pl_module, dm, *inactive)
@@ -200,16 +197,6 @@ class DecoderStripPruning(ModelPruning):
             flat = {f"prune/{key}": v for key, v in self.results.items() if isinstance(v, (int, float))}
             flat |= {f"sparsity/{key}": v for key, v in sparsity.items()} | {"sparsity/target": target}
             trainer.logger.log_metrics(flat, step=trainer.global_step)
-
-    @torch.no_grad()
-    def _inactive_units(self, net: nn.Module, dm: Any) -> tuple[list[int], Tensor]:
-        """Latent dimensions whose mean KL on the validation split is at most ACTIVE_UNIT_NATS (at least one is
-        kept: the most informative), and every dimension's mean code there (to fold into the next layer)."""
-        with eval_mode(net):
-            mu, logvar, _ = latent_codes(net, eval_batches(dm, "val"))
-        kl = kl_per_dim(mu, logvar).mean(0)
-        inactive = [d for d in range(len(kl)) if kl[d] <= ACTIVE_UNIT_NATS and d != int(kl.argmax())]
-        return inactive, mu.mean(0)
 
     def _remove_units(self, pl_module: ClassifModule, dm: Any, inactive: list[int], mean_code: Tensor) -> None:
         """Remove the inactive latent dimensions, their (nearly) constant codes folded into the next biases."""

@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.cost import count_macs
+from bvp.evaluation.latent import ACTIVE_UNIT_NATS, latent_codes
+from bvp.losses import kl_per_dim
 from bvp.models import LatentClassifier, Output
 from bvp.pruning.engine import Engine
 from bvp.pruning.scope import SCOPES
@@ -130,6 +132,17 @@ def prune_channels(
             graph.get_pruning_group(root, handler, idxs).prune()
     removed = {roots[root]: idxs for root, _, idxs in plans}
     return ChannelPruning(removed, (before[0], count_params(classifier)), (before[1], count_macs(classifier, example_input)))
+
+
+@torch.no_grad()
+def inactive_units(net: LatentClassifier, batches: Iterable[tuple[Tensor, Tensor]]) -> tuple[list[int], Tensor]:
+    """Latent dimensions whose mean KL on ``batches`` (the validation split) is at most ACTIVE_UNIT_NATS (at least
+    one is kept: the most informative), and every dimension's mean code there (to fold into the next layer)."""
+    with eval_mode(net):
+        mu, logvar, _ = latent_codes(net, batches)
+    kl = kl_per_dim(mu, logvar).mean(0)
+    inactive = [d for d in range(len(kl)) if kl[d] <= ACTIVE_UNIT_NATS and d != int(kl.argmax())]
+    return inactive, mu.mean(0)
 
 
 @torch.no_grad()
