@@ -42,15 +42,17 @@ train: install data
 test: install
 	$(PY) -m pytest -q $(ARGS)
 
-# the MNIST study (docs/results.md), seed-major and resumable (re-run to finish what is left), then its report
+# a study (docs/results.md; STUDY=mnist, fashion_mnist or cifar10), seed-major and resumable (re-run to finish
+# what is left), then its report
+STUDY ?= mnist
 study: install data
-	$(PY) -m bvp.study mnist $(ARGS)
-	$(VENV)/bin/bvp-report outputs/study/mnist --out outputs/study/mnist/report
+	$(PY) -m bvp.study $(STUDY) $(ARGS)
+	$(VENV)/bin/bvp-report outputs/study/$(STUDY) --out outputs/study/$(STUDY)/report
 
 # the same study's shape on a budget of minutes: 2 + 1 epochs, amounts 0 and 0.95, seeds 0-1
 study-quick: install data
-	$(PY) -m bvp.study mnist --quick $(ARGS)
-	$(VENV)/bin/bvp-report outputs/study-quick/mnist --out outputs/study-quick/mnist/report
+	$(PY) -m bvp.study $(STUDY) --quick $(ARGS)
+	$(VENV)/bin/bvp-report outputs/study-quick/$(STUDY) --out outputs/study-quick/$(STUDY)/report
 
 # training throughput: the project's path vs a plain PyTorch loop vs the textbook DataLoader path
 bench: install
