@@ -2,18 +2,25 @@
 
 Beta-VAE-Classif and CNN-Classif share the encoder and head and differ only in the latent
 (Gaussian vs deterministic) and the decoder, so both expose the same prunable part.
+
+The encoder's convs double their channels from ``width`` with 4x4 kernels, unless ``channels`` and
+``kernel_sizes`` list them conv by conv. ``model/net=dsprites`` (conf/model/net/dsprites.yaml) lists those of
+disentanglement_lib's ``conv_encoder``/``deconv_decoder`` (Locatello et al. 2019, "Challenging Common Assumptions
+in the Unsupervised Learning of Disentangled Representations", ICML; methods/shared/architectures.py): convs of
+32, 32, 64, 64 channels with 4x4, 4x4, 2x2, 2x2 kernels at stride 2, a 256-unit dense layer, and the mirror
+decoder (dense 256, dense 64x4x4, transposed 4x4 convs of 64, 32, 32 and 1 channels at stride 2).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from bvp.rules import Derived, Integer, Rules, Spec
+from bvp.rules import Derived, Integer, Integers, Rules, Spec
 
 
 class Output(NamedTuple):
@@ -31,20 +38,37 @@ def conv_sizes(size: int) -> list[int]:
     return sizes[1:]
 
 
-def conv_channels(in_channels: int, size: int, width: int) -> list[int]:
-    """Channels from the input through each stride-2 conv: width doubles at every conv."""
+def conv_channels(in_channels: int, size: int, width: int, channels: Sequence[int] | None = None) -> list[int]:
+    """Channels from the input through each stride-2 conv: ``channels`` as listed, else width doubling at every conv."""
+    if channels is not None:
+        return [in_channels, *channels]
     return [in_channels] + [width * 2**i for i in range(len(conv_sizes(size)))]
 
 
-class Encoder(nn.Module):
-    """Stride-2 4x4 convs (width doubling each time) then a dense layer: image -> hidden features."""
+def halving_conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+    """A stride-2 conv that halves an even side whatever its kernel size (TensorFlow's "same" padding there):
+    padding (k - 1) // 2, so 1 for 4x4 (what the MNIST/CIFAR networks always had) and 0 for 2x2."""
+    return nn.Conv2d(c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2)
 
-    def __init__(self, in_shape: tuple[int, int, int], width: int, hidden_dim: int) -> None:
+
+class Encoder(nn.Module):
+    """Stride-2 convs (4x4 with width doubling each time, or ``channels``/``kernel_sizes`` conv by conv) then a
+    dense layer: image -> hidden features."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        width: int,
+        hidden_dim: int,
+        channels: Sequence[int] | None = None,
+        kernel_sizes: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
-        chans, side = conv_channels(in_shape[0], in_shape[1], width), conv_sizes(in_shape[1])[-1]
+        chans, side = conv_channels(in_shape[0], in_shape[1], width, channels), conv_sizes(in_shape[1])[-1]
+        kernels = list(kernel_sizes) if kernel_sizes is not None else [4] * (len(chans) - 1)
         layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise(chans):
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        for (c_in, c_out), k in zip(itertools.pairwise(chans), kernels, strict=True):
+            layers += [halving_conv(c_in, c_out, k), nn.ReLU()]
         self.out_shape = (chans[-1], side, side)
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(chans[-1] * side * side, hidden_dim), nn.ReLU())
 
@@ -55,9 +79,16 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Mirror of the encoder with transposed convs: latent -> per-pixel logits (or means)."""
 
-    def __init__(self, latent_dim: int, hidden_dim: int, in_shape: tuple[int, int, int], width: int) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden_dim: int,
+        in_shape: tuple[int, int, int],
+        width: int,
+        channels: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
-        chans, side = conv_channels(in_shape[0], in_shape[1], width)[::-1], conv_sizes(in_shape[1])[-1]
+        chans, side = conv_channels(in_shape[0], in_shape[1], width, channels)[::-1], conv_sizes(in_shape[1])[-1]
         layers: list[nn.Module] = [
             nn.Linear(latent_dim, hidden_dim),
             nn.ReLU(),
@@ -108,6 +139,8 @@ class LatentClassifier(nn.Module):
         "hidden_dim": Integer(ge=1, example=256),
         "width": Integer(ge=1, example=32),
         "head_dim": Integer(ge=1, example=128),
+        "channels": Integers(ge=1, null=True, example="[32,32,64,64]"),  # null: width doubling at every conv
+        "kernel_sizes": Integers(ge=1, null=True, example="[4,4,2,2]"),  # null: 4x4 at every conv
     }
 
     def __init__(
@@ -118,14 +151,23 @@ class LatentClassifier(nn.Module):
         hidden_dim: int = 256,
         width: int = 32,
         head_dim: int = 128,
+        channels: Sequence[int] | None = None,
+        kernel_sizes: Sequence[int] | None = None,
     ) -> None:
-        Rules.of(self.SETTINGS, locals()).check()  # refused before any layer is built
+        """``channels``/``kernel_sizes``: each stride-2 conv's output channels and kernel size, one per conv the
+        input takes (``conv_sizes``: 4 for 64x64, 2 for 28x28); ``width`` is then ``channels[0]``. The decoder
+        mirrors the channels with 4x4 transposed convs whatever the encoder's kernels."""
+        rules = Rules.of(self.SETTINGS, locals())  # refused before any layer is built
+        if not rules.errors:
+            check_conv_lists(rules, in_shape, width, channels, kernel_sizes)
+        rules.check()
         super().__init__()
         self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
-        self.encoder = Encoder(self.in_shape, width, hidden_dim)
+        channels = list(channels) if channels is not None else None
+        self.encoder = Encoder(self.in_shape, width, hidden_dim, channels, kernel_sizes)
         self.latent = (GaussianLatent if self.variational else DeterministicLatent)(hidden_dim, latent_dim)
         self.head = nn.Sequential(nn.Linear(latent_dim, head_dim), nn.ReLU(), nn.Linear(head_dim, num_classes))
-        self.decoder = Decoder(latent_dim, hidden_dim, self.in_shape, width) if self.has_decoder else None
+        self.decoder = Decoder(latent_dim, hidden_dim, self.in_shape, width, channels) if self.has_decoder else None
 
     def forward(self, x: Tensor) -> Output:
         mu, logvar = self.latent(self.encoder(x))
@@ -146,6 +188,26 @@ class LatentClassifier(nn.Module):
             self.decoder = None
         if not keep_logvar and isinstance(self.latent, GaussianLatent):
             self.latent.logvar = None
+
+
+def check_conv_lists(
+    rules: Rules,
+    in_shape: Sequence[int],
+    width: int,
+    channels: Sequence[int] | None,
+    kernel_sizes: Sequence[int] | None,
+) -> None:
+    """``channels`` and ``kernel_sizes`` hold one entry per stride-2 conv of this input, and ``width`` agrees."""
+    sides = [in_shape[1], *conv_sizes(in_shape[1])]
+    convs, path = len(sides) - 1, "->".join(str(s) for s in sides)
+    examples = {"channels": [width * 2**i for i in range(convs)], "kernel_sizes": [4] * convs}
+    for key, value in (("channels", channels), ("kernel_sizes", kernel_sizes)):
+        if value is not None and len(value) != convs:
+            example = ",".join(str(v) for v in examples[key])
+            what = f"the {sides[0]}x{sides[0]} input takes {convs} stride-2 convs ({path}): give {convs} values"
+            rules.add(key, list(value), f"{what}, e.g. {key}=[{example}]")
+    if channels is not None and len(channels) and width != channels[0]:
+        rules.add("width", width, f"must be channels[0] when channels is set; write width={channels[0]}")
 
 
 class BetaVAEClassif(LatentClassifier):

@@ -12,6 +12,25 @@ SWEEP_FILE = "sweep.json"  # a sweep's plan: every job's overrides, and the refu
 # Logged during training (train/ per step, val/ per epoch): the console's one line per epoch.
 LOGGED = ("train/loss", "train/acc", "val/loss", "val/acc")
 
+# The disentanglement monitor (bvp.evaluation.monitor, callbacks=disentanglement): metrics.json's key of its series,
+# a list of points (not a scalar: no group below) with these fields, logged as <CURVE_TAG>/<field> (and
+# <CURVE_TAG>/mig/<factor>). The dci_* fields only with callbacks.disentanglement.metrics=[mig,dci].
+CURVE = "disentanglement_curve"
+CURVE_TAG = "disentanglement"
+CURVE_FIELDS = (
+    "epoch",  # training epochs done (0: before training)
+    "step",  # optimizer steps done
+    "samples",  # training samples seen
+    "stage",  # dense (up to the branch point) or finetune
+    "val_acc",  # the deployed path's accuracy on the whole validation split
+    "mig",  # MIG of the validation split's mean codes (null with fewer than 2 latent dimensions)
+    "mig_per_factor",  # {factor: its normalised gap}; mig is their mean
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+    "seconds",  # wall time of the measurement
+)
+
 # metrics.json "metrics": the scalar keys, by group. Stages: dense (the branch point), pruned (right after
 # pruning), units_removed (after removing inactive latent units), finetuned (the end); latent statistics
 # without a prefix are of the final model.

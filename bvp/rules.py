@@ -222,6 +222,21 @@ class Subset(Spec):
             rules.add(key, value, f"must be a non-empty subset of {list(self.options)}, e.g. {key}={example}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Integers(Spec):
+    """A non-empty list of integers >= ``ge`` (layer sizes, one per layer: their count is checked where the
+    layers are known); ``example``: what the error suggests instead, as typed on the command line."""
+
+    ge: int = 1
+    example: str | None = None
+
+    def refuse(self, rules: Rules, key: str, value: Any) -> None:
+        items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None  # a ListConfig too
+        if not items or not all(is_integer(i) and i >= self.ge for i in items):
+            hint = f", e.g. {key}={self.example}" if self.example is not None else ""
+            rules.add(key, value, f"must be a non-empty list of integers >= {self.ge}{' or null' if self.null else ''}{hint}")
+
+
 @dataclass(frozen=True)
 class Derived(Spec):
     """An argument bvp passes itself, computed from other settings (``by``): a config that sets it is refused,

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bvp.config import Batches, Devices, OutputFolders, Schema, _is_part, _leaves, _parts, check_config, settings_of, user_key
 from bvp.report.main import main as report_main
-from bvp.rules import Boolean, Choice, ConfigError, Derived, Integer, Number, PathName, Spec, Subset, Text
+from bvp.rules import Boolean, Choice, ConfigError, Derived, Integer, Integers, Number, PathName, Spec, Subset, Text
 from tests.conftest import CONF
 from tests.test_config import LINE
 
@@ -32,6 +32,7 @@ WRONG: dict[type[Spec], tuple[str, ...]] = {
     Boolean: ("maybe", "2", "[true]"),
     Choice: ("no_such_choice", "[a,b]", "1.5"),
     Subset: ("encoder", "[]", "[encoder,no_such_part]", "[head,head]", "5"),
+    Integers: ("abc", "5", "[]", "[32,0]", "[32,1.5]", "[a,b]", "[true]"),
     PathName: ("''", "5", "[a,b]"),
     Text: ("1.5", "[a,b]"),
     Devices: ("abc", "0", "-7", "1.5", "[0,0]"),

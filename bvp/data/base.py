@@ -106,6 +106,7 @@ class DeviceDataModule(L.LightningDataModule):
     std: tuple[float, ...]
     expected_files: tuple[str, ...]
     subfolder: str
+    factor_names: ClassVar[tuple[str, ...]] = ()  # the ground-truth factors of ``self.factors[split]``, if it has any
     SETTINGS: ClassVar[dict[str, Spec]] = {  # dataset.<key>; val_size is checked against the data's size in setup()
         "data_dir": PathName(),
         "batch_size": Integer(ge=1, example=128),

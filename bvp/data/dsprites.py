@@ -151,6 +151,7 @@ class DSpritesDataModule(DeviceDataModule):
     mean, std = (0.0,), (1.0,)
     subfolder = ""
     expected_files = (FILENAME,)
+    factor_names = FACTORS  # the columns of factors[split] (bvp.evaluation.monitor checks a run's factor names here)
     SETTINGS: ClassVar[dict[str, Spec]] = {  # the base class's, but crop_padding and hflip
         **{key: spec for key, spec in DeviceDataModule.SETTINGS.items() if key not in ("crop_padding", "hflip")},
         "train_size": Integer(ge=1, example=10_000),
