@@ -26,6 +26,7 @@ from bvp.evaluation.accuracy import accuracy, eval_batches
 from bvp.evaluation.compression import compression_figures, count_params
 from bvp.evaluation.cost import deploy_cost, exported_bytes
 from bvp.evaluation.measure import snapshot
+from bvp.evaluation.monitor import curves
 from bvp.export import export_classifier
 from bvp.identity import code_fingerprint, code_version, dense_identity, run_identity
 from bvp.io import atomic_write_json, read_json
@@ -163,6 +164,7 @@ def fit_and_measure(
     metrics: dict[str, Any] = {}
     final = snapshot(module.net, dm)  # the same batches as the dense and pruned measurements
     record: dict[str, Any] = {"dataset_source": data_source(dm), "input_shape": list(dm.shape)}
+    record |= curves(trainer.callbacks)  # the disentanglement monitor's series (callbacks=disentanglement), if any
     if pruner is None:
         metrics |= {f"dense_{k}": v for k, v in final.items()}
     else:

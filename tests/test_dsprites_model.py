@@ -155,7 +155,7 @@ def test_a_pruned_run_with_the_monitor_measures_the_dense_and_the_finetuned_mode
     series = monitors[0].history  # 2 dense epochs, pruned at the end of the second, 1 fine-tuning epoch
     assert [(p["epoch"], p["stage"]) for p in series] == [(0, "dense"), (2, "dense"), (3, "finetune")]
     assert all(0 <= p["mig"] <= 1 for p in series) and record["metrics"]["params_removed"] > 0.4
-    assert record.get(CURVE, series) == series  # once bvp/run.py merges curves(trainer.callbacks): record[CURVE] == series
+    assert record[CURVE] == series  # once bvp/run.py merges curves(trainer.callbacks): record[CURVE] == series
 
 
 @pytest.mark.parametrize(
