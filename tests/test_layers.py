@@ -20,7 +20,7 @@ LAYERS = (  # bottom first; a module may import its own layer and the layers bel
         "bvp.console",
         "bvp.objectives",
     ),
-    ("bvp.data", "bvp.models", "bvp.export", "bvp.evaluation"),
+    ("bvp.data", "bvp.models", "bvp.export", "bvp.evaluation", "bvp.trainer"),
     ("bvp.module", "bvp.pruning"),
     ("bvp.config", "bvp.dashboard"),
     ("bvp.sweep", "bvp.run"),

@@ -16,9 +16,10 @@ from hydra._internal.utils import _locate
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from bvp.config import Batches, Devices, OutputFolders, Schema, _is_part, _leaves, _parts, check_config, settings_of, user_key
+from bvp.config import OutputFolders, Schema, _is_part, _leaves, _parts, check_config, settings_of, user_key
 from bvp.report.main import main as report_main
 from bvp.rules import Boolean, Choice, ConfigError, Derived, Integer, Integers, Number, PathName, Spec, Subset, Text
+from bvp.trainer import Batches, Devices
 from tests.conftest import CONF
 from tests.test_config import LINE
 

@@ -1,0 +1,116 @@
+"""The Lightning Trainer as conf/trainer builds it: its settings' specs (``trainer_settings``, checked with the
+rest of the config by ``bvp.config``) and ``lightning_trainer``, the group's ``_target_``, which checks them
+against this machine (Lightning checks some only once training starts, and some never) before it builds one."""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from typing import TYPE_CHECKING, Any, get_args
+
+from omegaconf import OmegaConf
+
+from bvp.rules import Boolean, Choice, Derived, Integer, PathName, Rules, Spec, is_integer, is_number
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import lightning.pytorch as L
+
+
+def trainer_class() -> type[L.Trainer]:
+    """``lightning.pytorch.Trainer``, imported when first asked for (importing bvp stays light)."""
+    import lightning.pytorch as L
+
+    return L.Trainer
+
+
+def _devices_ok(value: Any) -> bool:
+    """What Lightning takes for ``devices``: a count >= 1, -1 or 'auto' (all), or a list of device indices."""
+    if is_integer(value):
+        return value >= 1 or value == -1
+    if isinstance(value, str):  # "auto", or device indices as Lightning parses them: "0,1"
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        return value == "auto" or (bool(parts) and all(part.isdigit() for part in parts))
+    items = list(value) if OmegaConf.is_list(value) or isinstance(value, (list, tuple)) else None
+    return bool(items) and all(is_integer(i) and i >= 0 for i in items) and len(set(items)) == len(items)
+
+
+class Devices(Spec):
+    """trainer.devices: a count >= 1, -1 or auto (all), or a list of device indices."""
+
+    def refuse(self, rules: Rules, key: str, value: Any) -> None:
+        if not _devices_ok(value):
+            what = f"must be a count >= 1, -1 or auto (all), or a list of device indices, e.g. {key}=1"
+            rules.add(key, value, what)
+
+
+class Batches(Spec):
+    """trainer.limit_*_batches: a number of batches (an integer >= 0) or a fraction of them (a number in [0, 1])."""
+
+    def refuse(self, rules: Rules, key: str, value: Any) -> None:
+        if not ((is_integer(value) and value >= 0) or (is_number(value) and 0 <= value <= 1)):
+            rules.add(key, value, f"must be a count of batches (an integer >= 0) or a fraction in [0, 1], e.g. {key}=20")
+
+
+@cache
+def trainer_settings() -> Mapping[str, Spec]:
+    """The Trainer settings that conf/ sets (conf/trainer, conf/debug), and those bvp derives itself."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.trainer.connectors.accelerator_connector import _PRECISION_INPUT
+
+    epochs = "pruning.prune_epoch + pruning.steps * pruning.step_epochs + pruning.finetune_epochs (epochs with pruning=none)"
+    return {
+        "accelerator": Choice(("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))),
+        "devices": Devices(),
+        "precision": Choice(tuple(p for lit in get_args(_PRECISION_INPUT) for p in get_args(lit))),
+        "check_val_every_n_epoch": Integer(ge=1, example=1),
+        "num_sanity_val_steps": Integer(ge=-1, example=0),
+        "log_every_n_steps": Integer(ge=1, example=50),
+        "limit_train_batches": Batches(),
+        "limit_val_batches": Batches(),
+        "enable_model_summary": Boolean(),
+        "enable_progress_bar": Boolean(),
+        "enable_checkpointing": Boolean(),
+        "deterministic": Choice((True, False, "warn")),
+        "default_root_dir": PathName(null=True),
+        "max_epochs": Derived(epochs),
+        "callbacks": Derived("the callbacks group (callbacks.<name>) and the pruning group"),
+        "logger": Derived("the logger group (logger=none: no logger)"),
+    }
+
+
+def _on_this_machine(rules: Rules, accelerator: str, devices: Any) -> None:
+    """The accelerator exists here, with at least ``devices`` devices (Lightning refuses either with a traceback)."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    if accelerator in ("auto", "cpu"):
+        return
+
+    def available(name: str) -> Any:
+        try:
+            return AcceleratorRegistry.get(name).is_available()
+        except ImportError:  # tpu without torch_xla installed
+            return False
+
+    names = ("cuda", "mps") if accelerator == "gpu" else (accelerator,)
+    found = [AcceleratorRegistry.get(n) for n in names if available(n)]
+    if not found:
+        rules.add("accelerator", accelerator, "this machine has none; use accelerator=auto (or cpu)")
+    elif is_integer(devices) and devices > (count := found[0].auto_device_count()):
+        rules.add("devices", devices, f"this machine has {count} {accelerator} device(s), e.g. devices={count}")
+
+
+def lightning_trainer(**settings: Any) -> L.Trainer:
+    """``lightning.pytorch.Trainer(**settings)``, the trainer group's ``_target_``, after checking the settings
+    against trainer_settings() and this machine: Lightning checks some of them only once training starts, and
+    some never."""
+    trainer = trainer_class()
+    rules = Rules.of(trainer_settings(), settings)
+    named = inspect.signature(trainer).parameters
+    for key in sorted(set(settings) - set(named)):
+        rules.add(key, settings[key], "not a setting of lightning.pytorch.Trainer")
+    if not rules.errors:
+        _on_this_machine(rules, settings.get("accelerator", "auto"), settings.get("devices", "auto"))
+    rules.check()
+    return trainer(**settings)
