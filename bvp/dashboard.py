@@ -24,7 +24,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from bvp.names import ACCURACIES, METRICS_FILE, SCALARS
+from bvp.names import ACCURACIES, EXPORT_FILE, METRICS_FILE, SCALARS
 
 LAYOUT = {
     "accuracy vs sparsity (step = sparsity in per-mille)": {
@@ -107,7 +107,7 @@ def final_line(out_dir: str | os.PathLike) -> str:
     """The one line a run ends with: where its record, export and logs are (TensorBoard's, and how to open them,
     or logger=csv's), as the run folder holds them."""
     run = _shown(Path(out_dir))
-    line = f"metrics: {run / METRICS_FILE} | export: {run / 'classifier.pt2'}"
+    line = f"metrics: {run / METRICS_FILE} | export: {run / EXPORT_FILE}"
     if (Path(out_dir) / "tb").is_dir():
         line += f" | TensorBoard logs: {run / 'tb'} | open them: make tensorboard LOGDIR={run}"
     if (Path(out_dir) / "csv" / "metrics.csv").is_file():

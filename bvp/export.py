@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from bvp.io import atomic_write_bytes
+from bvp.names import EXPORT_FILE
 
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
@@ -80,7 +81,7 @@ def export_classifier(classifier: nn.Module, example: Tensor, out_dir: Path) -> 
     program = torch.export.export(model, (sample,), dynamic_shapes=({0: batch},))
     buf = io.BytesIO()
     torch.export.save(program, buf)
-    paths = {"exported": out_dir / "classifier.pt2", "sparse_state_dict": out_dir / "classifier.sparse.pt"}
+    paths = {"exported": out_dir / EXPORT_FILE, "sparse_state_dict": out_dir / "classifier.sparse.pt"}
     atomic_write_bytes(paths["exported"], buf.getvalue())
     atomic_write_bytes(paths["sparse_state_dict"], saved_bytes(encode_sparse(cpu_state_dict(model))))
     return {k: str(v) for k, v in paths.items()}

@@ -8,6 +8,9 @@ from __future__ import annotations
 METRICS_FILE = "metrics.json"  # a run's record: status, identity, metrics (bvp.run)
 LAST_CHECKPOINT = "checkpoints/last.ckpt"  # what a killed run resumes from
 SWEEP_FILE = "sweep.json"  # a sweep's plan: every job's overrides, and the refused ones (bvp.sweep)
+OVERRIDES_FILE = ".hydra/overrides.yaml"  # a job's command-line overrides, as Hydra writes them
+MULTIRUN_FILE = "multirun.yaml"  # a sweep's composed config, as Hydra writes it (its hydra.sweeper.params)
+EXPORT_FILE = "classifier.pt2"  # the deployed classifier (torch.export, bvp.export)
 
 # Logged during training (train/ per step, val/ per epoch): the console's one line per epoch.
 LOGGED = ("train/loss", "train/acc", "val/loss", "val/acc")

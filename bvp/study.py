@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from bvp.io import atomic_write_bytes, read_json
-from bvp.names import METRICS_FILE, SWEEP_FILE
+from bvp.names import METRICS_FILE, MULTIRUN_FILE, OVERRIDES_FILE, SWEEP_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = {  # the parts of each study, in the order they run within a seed
@@ -48,8 +48,8 @@ def plan(parts: tuple[str, ...], seeds: dict[str, list[int]]) -> list[tuple[int,
     return [(s, p) for s in sorted({s for v in seeds.values() for s in v}) for p in parts if s in seeds[p]]
 
 
-RECORDS = (METRICS_FILE, ".hydra/overrides.yaml")  # of each finished run: what bvp-report reads (no checkpoints)
-SWEEP_RECORDS = ("multirun.yaml", SWEEP_FILE)  # of each part: its plan and its jobs
+RECORDS = (METRICS_FILE, OVERRIDES_FILE)  # of each finished run: what bvp-report reads (no checkpoints)
+SWEEP_RECORDS = (MULTIRUN_FILE, SWEEP_FILE)  # of each part: its plan and its jobs
 
 
 def copy_records(root: Path, dest: Path) -> int:

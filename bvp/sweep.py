@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from bvp.config import ConfigError, config_error_lines
 from bvp.io import atomic_write_json, read_json
-from bvp.names import METRICS_FILE, SWEEP_FILE
+from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
 from bvp.resolvers import launch_errors
 
-HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")  # what Hydra writes in a job's folder
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", OVERRIDES_FILE)  # what Hydra writes in a job's folder
 
 
 def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[str]]:

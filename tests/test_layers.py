@@ -34,8 +34,12 @@ def module_name(path: Path) -> str:
 
 
 def layer(name: str) -> int:
-    """The layer of a module: its longest matching prefix in LAYERS."""
-    found = [(len(p), i) for i, group in enumerate(LAYERS) for p in group if name == p or name.startswith(p + ".")]
+    """The layer of a module: its longest matching prefix in LAYERS ("bvp" itself matches only the package)."""
+
+    def matches(prefix: str) -> bool:
+        return name == prefix or (prefix != "bvp" and name.startswith(f"{prefix}."))
+
+    found = [(len(p), i) for i, group in enumerate(LAYERS) for p in group if matches(p)]
     assert found, f"{name} is in no layer: add it to LAYERS"
     return max(found)[1]
 

@@ -38,4 +38,4 @@ def test_summary_and_markdown_lists_are_known_keys_without_repeats() -> None:
 
 def test_old_records_dataset_sizes_agree_with_the_datamodules() -> None:
     shapes = {cls.__module__.rsplit(".", 1)[-1]: math.prod(cls.shape) for cls in DeviceDataModule.__subclasses__()}
-    assert shapes == RECORDED_BEFORE
+    assert RECORDED_BEFORE.items() <= shapes.items()  # a dataset added later has no old records

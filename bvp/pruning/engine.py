@@ -1,5 +1,6 @@
 """The interface every pruning method implements, so that ``DecoderStripPruning`` (the branch protocol: strip,
-measure, prune, fine-tune) picks one by ``pruning.structure`` and knows nothing of how it prunes.
+measure, prune, fine-tune) picks one by ``pruning.structure``. The callback is also Lightning's ModelPruning,
+whose masks (the unstructured engine's) it checkpoints and makes permanent; an engine without masks leaves none.
 
 A new method is one module with an ``Engine`` subclass, one entry in ``bvp.pruning.callback.ENGINES`` and one
 config file under ``conf/pruning/`` (as Torch-Pruning splits a pruner from its importance).

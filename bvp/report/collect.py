@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from bvp.io import read_json
-from bvp.names import METRICS_FILE, SWEEP_FILE
+from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
 
 SEED = "seed"
 AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
@@ -72,7 +72,7 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
         identity["dataset_source"] = source  # other data, another cell: never pooled
     if identity.get("model") == "cnn":
         identity["beta"] = None
-    overrides_file = path.parent / ".hydra" / "overrides.yaml"
+    overrides_file = path.parent / OVERRIDES_FILE
     overrides = frozenset(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else frozenset()
     return Run(
         run_dir=str(path.parent.relative_to(sweep_dir)),

@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from bvp.io import atomic_write_bytes
+from bvp.names import MULTIRUN_FILE
 from bvp.report import stats
 from bvp.report.collect import AXIS, SEED, Run, done_runs, label, show, sortable, values
 from bvp.report.tables import md_table, p_cell
@@ -159,7 +160,7 @@ def study_plan(sweep_dir: Path) -> dict[str, tuple[int, set[float]]]:
     the multirun.yaml Hydra wrote there (hydra.sweeper.params; the study passes one seed at a time, the params
     keep the plan)."""
     out = {}
-    for path in sweep_dir.rglob("multirun.yaml"):
+    for path in sweep_dir.rglob(MULTIRUN_FILE):
         params = ((yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("sweeper") or {}).get("params") or {}
         if "seed" in params:
             wanted = {round(float(a), 9) for a in str(params.get(AXIS, "")).split(",") if a.strip()}

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from bvp import names
 from bvp.report import stats
 from bvp.report.collect import AXIS, Run, values
 from bvp.report.contrasts import SeedCurve, cell_label, deviations
@@ -17,7 +18,7 @@ from bvp.report.stats import sparsity_axis
 from bvp.report.tables import Curve, ci_cell, num
 
 TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
-ACCURACIES = {"dense_test_acc": "#4c72b0", "pruned_test_acc": "#dd8452", "finetuned_test_acc": "#55a868"}
+ACCURACIES = dict(zip(names.ACCURACIES, ("#4c72b0", "#dd8452", "#55a868"), strict=True))  # dense, pruned, fine-tuned
 
 
 BAND = "bands: 95% t CI over seeds, clipped to [0, 1]"
