@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -479,3 +480,22 @@ def test_a_sweep_with_no_finished_run_still_lists_what_went_wrong(tmp_path: Path
     assert "- `seed=2`: unreadable: metrics.json: Unterminated string" in md
     assert "- `seed=0`: interrupted: KeyboardInterrupt: " in md and "- seed=1" in md and "## Exploratory tests (0)" in md
     assert read_csv(root / "report" / "runs.csv")[0]["status"] == "interrupted"
+
+
+def test_a_monitored_run_gets_its_learning_curve_as_a_figure_and_a_csv(tmp_path: Path) -> None:
+    root = tmp_path / "pilot"
+    points = [
+        {"epoch": e, "step": 10 * e, "samples": 640 * e, "stage": "dense", "val_acc": 0.3 + 0.1 * e, "mig": 0.02 * e}
+        | {"mig_per_factor": {"shape": 0.01 * e, "scale": 0.03 * e}}
+        for e in range(3)
+    ]
+    run = write_run(root, ["beta=4"], {**BASE, "model": "beta_vae", "beta": 4.0, "seed": 0}, accuracies(0.9, 0.8, 0.85, 0.9))
+    record = json.loads((run / "metrics.json").read_text())
+    atomic_write_json(run / "metrics.json", record | {"disentanglement_curve": points})
+    write_run(root, ["beta=1"], {**BASE, "model": "beta_vae", "beta": 1.0, "seed": 0}, accuracies(0.9, 0.8, 0.85, 0.9))
+    result = report(root, resamples=RESAMPLES)
+    assert "learning" in result["figures"] and (result["out_dir"] / "learning.png").is_file()
+    rows = read_csv(result["out_dir"] / "learning.csv")
+    assert [(r["run"], r["samples"], r["mig"], r["mig_per_factor.scale"]) for r in rows] == [
+        ("beta=4", str(640 * e), str(0.02 * e), str(0.03 * e)) for e in range(3)
+    ]  # only the monitored run, every point, the per-factor gaps flattened

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from bvp.io import read_json
-from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
+from bvp.names import CURVE, METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
 
 SEED = "seed"
 AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
@@ -43,6 +43,7 @@ class Run:
     code: dict[str, Any] = field(default_factory=dict)  # the commit that ran it, and whether its tree was dirty
     timing: dict[str, Any] = field(default_factory=dict)  # fit_seconds, epoch_seconds_sum, ...
     input_dim: int | None = None  # C * H * W of the data, from the record's input_shape
+    curve: list[dict[str, Any]] = field(default_factory=list)  # the disentanglement monitor's points, if it ran
 
     def key(self, keys: list[str]) -> Key:
         return tuple(self.identity.get(k) for k in keys)
@@ -83,6 +84,7 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
         overrides=overrides,
         code=record.get("code") or {},
         timing=record.get("timing") or {},
+        curve=list(record.get(CURVE) or []),
         input_dim=math.prod(record["input_shape"]) if record.get("input_shape") else RECORDED_BEFORE.get(identity.get("dataset")),
     )
 

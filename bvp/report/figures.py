@@ -89,6 +89,25 @@ def accuracy_figure(title: str, groups: dict[str, list[Run]]) -> Figure:
 MARKERS = "osD^v<>px*"
 
 
+def learning_figure(curves: dict[str, list[dict[str, Any]]]) -> Figure:
+    """MIG and validation accuracy against training samples, one line per run (``curves``: label -> the
+    disentanglement monitor's points): whether, and how soon, a model disentangles (issue 20's pilot)."""
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
+    for i, (name, points) in enumerate(curves.items()):
+        shown = [p for p in points if p.get("mig") is not None]
+        for ax, field in zip(axes, ("mig", "val_acc"), strict=True):
+            ax.plot([p["samples"] for p in shown], [p[field] for p in shown], marker="o", ms=3, color=f"C{i % 10}", label=name)
+    for ax, what in zip(axes, ("MIG (validation codes)", "validation accuracy (deployed path)"), strict=True):
+        ax.set_xlabel("training samples seen")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Disentanglement while training: the monitor's points (callbacks=disentanglement)")
+    fig.tight_layout()
+    return fig
+
+
 def disentanglement_figure(title: str, points: list[dict[str, Any]], tests: list[dict[str, Any]]) -> Figure:
     """One panel per measured dense measure (rows) and prunability endpoint (columns): every point is one
     dense model under one pruning setting, coloured by model and beta, shaped by stratum; each panel lists

@@ -76,6 +76,10 @@ def report(
         if prunability.measured(mine):
             name = f"disentanglement_{value}" if value else "disentanglement"
             shown[name] = figures.disentanglement_figure(str(value or sweep_dir.name), mine, spearman)
+    learning = {r.run_dir: r.curve for r in done if r.curve}
+    if learning:
+        tables.write_csv(out_dir / "learning.csv", [{"run": name} | tables.flat(p) for name, ps in learning.items() for p in ps])
+        shown["learning"] = figures.learning_figure(learning)
     with SummaryWriter(str(out_dir / "tb")) as writer:
         for name, fig in shown.items():
             fig.savefig(out_dir / f"{name}.png", dpi=120)

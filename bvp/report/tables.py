@@ -34,6 +34,14 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str] 
         writer.writerows(rows)
 
 
+def flat(point: dict[str, Any]) -> dict[str, Any]:
+    """A record's nested dict as one CSV row: {"mig_per_factor": {"shape": g}} -> {"mig_per_factor.shape": g}."""
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        out |= {f"{key}.{k}": v for k, v in flat(value).items()} if isinstance(value, dict) else {key: value}
+    return out
+
+
 def num(value: Any) -> str:
     """A number for summary.md: '-' for missing/NaN, 4 decimals below 10, else 4 significant digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
