@@ -5,7 +5,7 @@ re-running finishes only what is left (a run whose metrics.json says done is ski
     python -m bvp.study mnist            (make study)
     python -m bvp.study fashion_mnist    (or cifar10: the curves on Fashion-MNIST, on the CIFAR-10 JPEG stand-in)
     python -m bvp.study mnist --quick    (make study-quick: the same shape in minutes, outputs/study-quick)
-    python -m bvp.study mnist --records docs/study   (copy the finished runs' records there, to commit)
+    python -m bvp.study mnist --records docs/study/mnist   (copy the finished runs' records there, to commit)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from test_report import accuracies, read_csv, write_run
 from bvp.io import atomic_write_json
 from bvp.report import contrasts as ct
 from bvp.report import report
+from bvp.report import results as rp
 from bvp.report import stats as st
 from bvp.report.collect import load_runs
 
@@ -98,14 +99,14 @@ def test_verdicts_follow_the_preregistered_rules(tmp_path: Path) -> None:
 def test_the_results_block_is_regenerated_between_its_markers_only(tmp_path: Path) -> None:
     study = fake_study(tmp_path / "study", seeds=3)
     page = tmp_path / "results.md"
-    page.write_text(f"# Pre-registered text\n\n{ct.BEGIN} (generated) -->\nold numbers\n{ct.END}\n\nafter\n")
+    page.write_text(f"# Pre-registered text\n\n{rp.BEGIN} (generated) -->\nold numbers\n{rp.END}\n\nafter\n")
     report(study, tmp_path / "out", 200, results=page, figures_dir=tmp_path / "figures")
     text = page.read_text()
     assert text.startswith("# Pre-registered text") and text.endswith("after\n") and "old numbers" not in text
     assert "incomplete: 3 of 10 seeds" in text and "**confirmed**" in text
     assert (
-        "![accuracy against sparsity; drop@95 per seed](figures/study.png)" in text
-        and (tmp_path / "figures" / "study.png").is_file()
+        "![MNIST: accuracy against sparsity; drop@95 per seed](figures/study_mnist.png)" in text
+        and (tmp_path / "figures" / "study_mnist.png").is_file()
     )
     rows = read_csv(tmp_path / "out" / "contrasts.csv")
     assert sum(r["family"].startswith("primary") for r in rows) == 8
@@ -113,7 +114,7 @@ def test_the_results_block_is_regenerated_between_its_markers_only(tmp_path: Pat
     assert page.read_text() == text  # the same records give the same page
     bad = tmp_path / "plain.md"
     bad.write_text("no markers\n")
-    with pytest.raises(ct.ResultsPageError, match="markers"):
+    with pytest.raises(rp.ResultsPageError, match="markers"):
         report(study, tmp_path / "out2", 200, results=bad)
     assert not (tmp_path / "out2").exists()  # refused before anything is written
 
@@ -159,7 +160,7 @@ def test_review_cases_missing_cells_other_data_old_records_and_running_seeds(tmp
         record["identity"]["dataset"] = "fashion_mnist"
         atomic_write_json(study / "fashion" / path.parent.name / "metrics.json", record)
     rows = ct.primary_rows(ct.cells(ct.seed_curves(load_runs(study))))
-    assert {r["family"] for r in rows} == {"primary (mnist)", "primary (fashion_mnist)"} and len(rows) == 16
+    assert {r["family"] for r in rows} == {"primary (MNIST)", "primary (Fashion-MNIST)"} and len(rows) == 16
     # a record from before pruning.optimizer_state existed carried the Adam state: never pooled with the primary cells
     old = tmp_path / "old"
     fake_study(old, seeds=2, cells=("1",))

@@ -44,6 +44,7 @@ class Run:
     timing: dict[str, Any] = field(default_factory=dict)  # fit_seconds, epoch_seconds_sum, ...
     input_dim: int | None = None  # C * H * W of the data, from the record's input_shape
     curve: list[dict[str, Any]] = field(default_factory=list)  # the disentanglement monitor's points, if it ran
+    dense_trained: bool | None = None  # a pruned run: True if it trained its dense model, False if it loaded one
 
     def key(self, keys: list[str]) -> Key:
         return tuple(self.identity.get(k) for k in keys)
@@ -85,6 +86,7 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
         code=record.get("code") or {},
         timing=record.get("timing") or {},
         curve=list(record.get(CURVE) or []),
+        dense_trained=(record.get("dense_source") or {}).get("trained_here"),
         input_dim=math.prod(record["input_shape"]) if record.get("input_shape") else RECORDED_BEFORE.get(identity.get("dataset")),
     )
 

@@ -1,7 +1,7 @@
-"""The study's answer (docs/results.md): each seed's curve measured against its own amount=0 branch, the
+"""The study's analysis (docs/results.md): each seed's curve measured against its own amount=0 branch, the
 pre-registered primary contrasts (Holm within their family only), the exploratory contrasts, and a verdict per
-claim of the paper. The protocol, the endpoints and the verdict rules are fixed in docs/results.md; the
-constants below are the same ones, and the tests hold them to it."""
+claim of the paper (the page itself: bvp.report.results). The protocol, the endpoints and the verdict rules are
+fixed in docs/results.md; the constants below are the same ones, and the tests hold them to it."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bvp.io import atomic_write_bytes
 from bvp.names import MULTIRUN_FILE
 from bvp.report import stats
-from bvp.report.collect import AXIS, SEED, Run, done_runs, label, show, sortable, values
-from bvp.report.tables import md_table, p_cell
+from bvp.report.collect import AXIS, SEED, Run, label, show, sortable, values
 
 REFERENCE_AMOUNT = 0.0  # the reference branch: the same fine-tuning, no pruning
 AT = 0.95  # drop@95
@@ -158,12 +156,15 @@ def amounts(runs: list[Run]) -> set[float]:
 def study_plan(sweep_dir: Path) -> dict[str, tuple[int, set[float]]]:
     """Each part's plan, by the part's folder (relative to ``sweep_dir``): its number of seeds and its amounts, from
     the multirun.yaml Hydra wrote there (hydra.sweeper.params; the study passes one seed at a time, the params
-    keep the plan)."""
+    keep the plan). Amounts given on the command line (hydra.overrides.task) win over the params, as in Hydra."""
     out = {}
     for path in sweep_dir.rglob(MULTIRUN_FILE):
-        params = ((yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("sweeper") or {}).get("params") or {}
+        hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
+        params = (hydra.get("sweeper") or {}).get("params") or {}
+        task = dict(o.split("=", 1) for o in (hydra.get("overrides") or {}).get("task") or [] if "=" in o)
         if "seed" in params:
-            wanted = {round(float(a), 9) for a in str(params.get(AXIS, "")).split(",") if a.strip()}
+            swept = task.get(AXIS, params.get(AXIS, ""))
+            wanted = {round(float(a), 9) for a in str(swept).split(",") if a.strip()}
             out[str(path.parent.relative_to(sweep_dir))] = (len(str(params["seed"]).split(",")), wanted)
     return out
 
@@ -191,11 +192,23 @@ def _find(by_cell: dict, want: dict[str, Any], ignore: tuple[str, ...] = ()) -> 
     return None
 
 
+DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "dsprites": "dSprites"}
+SOURCES = {"jpeg-stand-in": "JPEG stand-in"}  # CIFAR-10 (JPEG stand-in): never called CIFAR-10 alone
+
+
 def family_name(cell: tuple[tuple[str, Any], ...]) -> str:
-    """``mnist``, with its data source where it is not the dataset itself (dSprites: official or procedural)."""
+    """``MNIST``, with its data source where it is not the dataset itself: ``CIFAR-10 (JPEG stand-in)``,
+    ``dSprites (procedural-v1)``."""
     c = dict(cell)
-    source = c.get("dataset_source")
-    return str(c["dataset"]) + (f" ({source})" if source not in (None, c["dataset"]) else "")
+    data, source = str(c["dataset"]), c.get("dataset_source")
+    return DATASETS.get(data, data) + (f" ({SOURCES.get(source, source)})" if source not in (None, data) else "")
+
+
+def family_order(name: str) -> tuple[int, str]:
+    """Sort key of a family's data name (``MNIST``, ``primary (MNIST)``): in the order of DATASETS, then by name."""
+    data = name.partition(" (")[2][:-1] if name.startswith(("primary (", "structured (")) else name
+    names = list(DATASETS.values())
+    return next((i for i, d in enumerate(names) if data.startswith(d)), len(names)), data
 
 
 def endpoint_values(curves: list[SeedCurve], endpoint: str) -> np.ndarray:
@@ -230,7 +243,7 @@ def primary_rows(by_cell: dict) -> list[dict[str, Any]]:
     """The pre-registered family, per dataset and data source: beta 3, 5, 10 vs beta 1 and beta 1 vs the CNN, on
     drop@95 and tolerated sparsity (Welch), Holm over all eight (a test that cannot be computed counts as p = 1)."""
     out = []
-    for name in sorted({family_name(c) for c in by_cell if not deviations(c)}):
+    for name in sorted({family_name(c) for c in by_cell if not deviations(c)}, key=family_order):
         base = dict(next(c for c in by_cell if family_name(c) == name and not deviations(c)))
         primary = base | PROTOCOL
 
@@ -240,12 +253,21 @@ def primary_rows(by_cell: dict) -> list[dict[str, Any]]:
         beta1 = cell("beta_vae", 1)
         pairs = [(f"beta={b} vs beta=1", cell("beta_vae", b), beta1) for b in (3, 5, 10)]
         pairs.append(("beta=1 vs CNN", beta1, cell("cnn", None)))
-        family = [welch_row(f"primary ({name})", c, e, a, b) for c, a, b in pairs for e in ENDPOINTS]
-        p = np.array([r["p"] for r in family], dtype=float)
-        for row, p_holm in zip(family, stats.holm(np.where(np.isnan(p), 1.0, p)), strict=True):
-            row["p_holm"] = math.nan if math.isnan(row["p"]) else float(p_holm)
-        out += family
+        out += holm_family(f"primary ({name})", pairs, list(ENDPOINTS))
     return out
+
+
+Pair = tuple[str, list[SeedCurve], list[SeedCurve]]  # (comparison, a, b): a - b
+
+
+def holm_family(family: str, pairs: list[Pair], endpoints: list[str]) -> list[dict[str, Any]]:
+    """Welch's test of every pair on every endpoint, Holm-corrected within these tests only (a test that cannot
+    be computed counts as p = 1 and gets no p_holm)."""
+    rows = [welch_row(family, c, e, a, b) for c, a, b in pairs for e in endpoints]
+    p = np.array([r["p"] for r in rows], dtype=float)
+    for row, p_holm in zip(rows, stats.holm(np.where(np.isnan(p), 1.0, p)), strict=True):
+        row["p_holm"] = math.nan if math.isnan(row["p"]) else float(p_holm)
+    return rows
 
 
 def exploratory_rows(by_cell: dict) -> list[dict[str, Any]]:
@@ -296,180 +318,3 @@ def verdict(claim: Claim, rows: list[dict[str, Any]]) -> tuple[str, list[dict[st
         toward = any(sig and np.sign(r["estimate"]) == s for sig, r, s in zip(significant, found, signs, strict=True))
         outcome = "refuted" if against or all(inside) else "confirmed" if toward else "inconclusive"
     return outcome, found
-
-
-# -- docs/results.md -----------------------------------------------------------------------------------
-BEGIN, END = "<!-- bvp-report:begin", "<!-- bvp-report:end -->"
-NAMES = ENDPOINTS | {
-    "drop_at_95_dense": "drop@95 vs dense (old reference)",
-    "tolerated_dense": "tolerated vs dense (old reference)",
-    "dense_active_units": "dense active units",
-    "dense_kl": "dense KL (nats)",
-}
-
-
-def _num(x: float, digits: int = 4) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.{digits}f}"
-
-
-def _ci(low: float, high: float) -> str:
-    return "-" if math.isnan(low) else f"[{_num(low)}, {_num(high)}]"
-
-
-def _mean_ci(x: np.ndarray) -> str:
-    return f"{_num(stats.mean(x))} {_ci(*stats.t_ci(x))}"
-
-
-def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
-    """The generated part of docs/results.md and every contrast row (contrasts.csv)."""
-    done, _ = done_runs(runs)  # one run per identity
-    plan = study_plan(sweep_dir)
-    curves = seed_curves(done, plan)
-    by_cell = cells(curves)
-    primary, exploratory = primary_rows(by_cell), exploratory_rows(by_cell)
-    commits = sorted({f"{r.code.get('commit') or 'unknown'}{' (dirty)' if r.code.get('dirty') else ''}" for r in done})
-    hours = sum(float(r.timing.get("fit_seconds") or 0) for r in done) / 3600
-    lines = [
-        f"{len(done)} finished runs (of {len(runs)} records) in `{sweep_dir}`, from code {', '.join(commits) or '-'}; "
-        f"{hours:.2f} hours of training and fine-tuning (the sum of the runs' fit_seconds).",
-        "",
-        "### Verdicts",
-        "",
-        "Each claim's pre-registered tests (Welch t on per-seed values, Holm within the primary family of its data). "
-        "Estimates are a - b: a drop is a cost (lower is better), a tolerated sparsity a gain (higher is better).",
-        "",
-    ]
-    rows = []
-    for family in sorted({r["family"] for r in primary}):
-        tests = [r for r in primary if r["family"] == family]
-        members = [c for cell, c in by_cell.items() if f"primary ({family_name(cell)})" == family and not deviations(cell)]
-        want = max((planned(c, plan) or 0 for c in members), default=0) or None
-        for claim in CLAIMS:
-            outcome, found = verdict(claim, tests)
-            for r in found or [None]:
-                note = [] if r is None or not r["censored"] else [f"{r['censored']} censored values"]
-                if want is None:
-                    note.append("plan unknown (no multirun.yaml): completeness not checked")
-                elif r is not None and min(r["n1"], r["n2"]) < want:
-                    note.append(f"incomplete: {min(r['n1'], r['n2'])} of {want} seeds")
-                rows.append(
-                    [
-                        family.removeprefix("primary (").removesuffix(")"),
-                        claim.name,
-                        f"**{outcome}**",
-                        r["comparison"] if r else "-",
-                        NAMES[r["endpoint"]] if r else "-",
-                        f"{_num(r['estimate'])} {_ci(r['ci_low'], r['ci_high'])}" if r else "-",
-                        "-" if r is None else f"{r['n1']}, {r['n2']}",
-                        p_cell(r["p_holm"]) if r else "-",
-                        "; ".join(note),
-                    ]
-                )
-    lines += md_table(["data", "claim", "verdict", "contrast", "endpoint", "estimate [95% CI]", "n", "p (Holm)", "note"], rows)
-    lines += [
-        "",
-        "### Cells",
-        "",
-        "Per cell, mean [95% t CI] over seeds. reference: fine-tuned test accuracy of the "
-        "amount=0 branch; dense: before fine-tuning (the old reference). Tolerated: a censored value (every amount "
-        "within 1 point) counts as the highest amount, so a mean with one is a lower bound (marked ≥); the last "
-        "columns count the censored values and the crossings that rest on one pruned point (thin).",
-        "",
-    ]
-    rows = []
-    for cell, members in by_cell.items():
-        want, whole = planned(members, plan), sum(c.flags["complete"] for c in members)
-        seeds = (
-            f"{whole}"
-            + (f" of {want}" if want else " (plan unknown)")
-            + (f", {len(members) - whole} running" if whole < len(members) else "")
-        )
-        measured = sorted(amounts([r for c in members for r in c.runs]))
-        ends = {e: endpoint_values(members, e) for e in ("drop_at_95", "tolerated", "drop_at_95_dense")}
-        flags = f"{sum(c.flags['censored'] for c in members)} / {sum(c.flags['thin'] for c in members)}"
-        rows.append(
-            [
-                family_name(cell),
-                cell_label(cell),
-                seeds,
-                ", ".join(f"{a:g}" for a in measured),
-                _mean_ci(endpoint_values(members, "reference")),
-                _mean_ci(endpoint_values(members, "dense")),
-                _mean_ci(ends["drop_at_95"]),
-                ("≥ " if any(c.flags["censored"] for c in members) else "") + _mean_ci(ends["tolerated"]),
-                flags,
-                _mean_ci(ends["drop_at_95_dense"]),
-                _mean_ci(endpoint_values(members, "dense_active_units")),
-            ]
-        )
-    header = [
-        "data",
-        "cell",
-        "complete seeds",
-        "amounts",
-        "reference acc",
-        "dense acc",
-        "drop@95",
-        "tolerated",
-        "censored / thin",
-    ]
-    lines += md_table([*header, "drop@95 vs dense", "dense active units"], rows)
-    for title, family, note in (
-        ("Primary contrasts", primary, "The pre-registered family: Welch t, 95% Welch CI, Hedges' g; p_holm within it."),
-        (
-            "Exploratory contrasts",
-            exploratory,
-            "Not used for any verdict; p unadjusted. Ablations and baselines against "
-            "their primary twin: paired t over seeds where both branch from one dense model (a pruning setting), Welch "
-            "where the dense models differ.",
-        ),
-    ):
-        lines += ["", f"### {title}", "", note, ""]
-        table = [
-            [
-                r["family"].partition(" (")[2][:-1],
-                r["comparison"],
-                NAMES[r["endpoint"]],
-                f"{r['n1']}, {r['n2']}",
-                _num(r["estimate"]),
-                _ci(r["ci_low"], r["ci_high"]),
-                p_cell(r["p"]),
-                p_cell(r.get("p_holm", math.nan)),
-                _num(r["effect_size"], 2),
-                str(r["censored"]),
-            ]
-            for r in family
-        ]
-        lines += (
-            md_table(["data", "comparison", "endpoint", "n", "estimate", "95% CI", "p", "p_holm", "g", "censored"], table)
-            if table
-            else ["none yet"]
-        )
-    if figures:
-        lines += ["", "### Figures", ""] + [f"![{name}]({path})" for name, path in figures.items()]
-    return "\n".join(lines) + "\n", primary + exploratory
-
-
-class ResultsPageError(ValueError):
-    """--results names a page bvp-report cannot write its block into."""
-
-
-def check_results_page(path: Path) -> str:
-    """The page's text, if it exists and holds both markers; else ResultsPageError, before anything is written."""
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ResultsPageError(
-            f"--results={path}: cannot be read ({err.strerror}); give a page such as docs/results.md"
-        ) from None
-    if BEGIN not in text or END not in text:
-        raise ResultsPageError(f"--results={path}: no '{BEGIN} ... -->' and '{END}' markers to write between; add them")
-    return text
-
-
-def write_results(path: Path, block: str) -> None:
-    """Replace the generated block of ``path`` (between the bvp-report markers), keeping the rest as written."""
-    text = check_results_page(path)
-    head, rest = text.split(BEGIN, 1)
-    marker, _, tail = rest.partition(END)
-    atomic_write_bytes(path, (head + BEGIN + marker.split("-->", 1)[0] + "-->\n" + block + END + tail).encode())

@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bvp import names
-from bvp.report import stats
+from bvp.report import stats, structured
 from bvp.report.collect import AXIS, Run, values
-from bvp.report.contrasts import SeedCurve, cell_label, deviations
+from bvp.report.contrasts import SeedCurve, cell_label, deviations, family_name
 from bvp.report.prunability import ENDPOINTS, MEASURES, colour, measured
 from bvp.report.stats import sparsity_axis
 from bvp.report.tables import Curve, ci_cell, num
@@ -188,5 +188,30 @@ def study_figure(by_cell: dict[Any, list[SeedCurve]]) -> Figure:
     right.set(ylabel="drop@95: reference - accuracy at 95% sparsity")
     right.set_title("each seed's drop@95; black: mean and 95% t CI", fontsize=9)
     right.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def structured_figure(cells: dict[Any, list[SeedCurve]]) -> Figure:
+    """The structured curves (bvp.report.structured): fine-tuned test accuracy against the fraction of channels
+    removed and against the MACs the pruned classifier keeps, mean and t CI over seeds (dotted: the f=0 reference)."""
+    fig = Figure(figsize=(13, 4.8))
+    left, right = fig.subplots(1, 2)
+    rows = structured.fraction_rows(cells)
+    for i, (cell, curves) in enumerate(cells.items()):
+        color, mine = f"C{i % 10}", [r for r in rows if r["cell"] == cell]
+        acc = np.array([stats.mean(r["accuracy"]) for r in mine])
+        ci = np.array([stats.t_ci(r["accuracy"]) for r in mine])
+        name = f"{family_name(cell)} {cell_label(cell).removesuffix(' pruning.structure=channels')} (n={len(curves)})"
+        for ax, x in ((left, [r["fraction"] for r in mine]), (right, [stats.mean(r["MACs"]) for r in mine])):
+            ax.plot(x, acc, "-o", ms=3, color=color, label=name)
+            ax.fill_between(x, *clipped(ci[:, 0], ci[:, 1]), color=color, alpha=0.15, linewidth=0)
+            ax.axhline(stats.mean([c.reference for c in curves]), color=color, ls=":", lw=1)
+            ax.grid(alpha=0.3)
+    left.set(xlabel="fraction of channels and hidden neurons removed (f)", ylabel="fine-tuned test accuracy")
+    left.set_title(f"structured pruning: accuracy vs f (dotted: the f=0 reference)\n{BAND}", fontsize=9)
+    left.legend(fontsize=7, loc="lower left")
+    right.set(xlabel="MACs kept (pruned / dense, log scale)", ylabel="fine-tuned test accuracy", xscale="log")
+    right.set_title("the same curves against the MACs the classifier keeps", fontsize=9)
     fig.tight_layout()
     return fig

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bvp.io import writable_folder
-from bvp.report import collect, contrasts, figures, prunability, tables
+from bvp.report import collect, contrasts, figures, prunability, structured, tables
+from bvp.report import results as results_page
 
 
 def report(
@@ -28,7 +30,7 @@ def report(
     from torch.utils.tensorboard import SummaryWriter  # heavy: only when writing
 
     if results is not None:
-        contrasts.check_results_page(results)
+        results_page.check_results_page(results)
     if not sweep_dir.is_dir():
         raise collect.NoRuns(f"{sweep_dir} is not a folder: give a sweep folder such as outputs/multirun/paper")
     runs = collect.load_runs(sweep_dir)
@@ -84,16 +86,31 @@ def report(
         for name, fig in shown.items():
             fig.savefig(out_dir / f"{name}.png", dpi=120)
             writer.add_figure(f"report/{name}", fig, close=True)
-    study = contrasts.cells(contrasts.seed_curves(done))
+    study = contrasts.cells(contrasts.seed_curves(done, contrasts.study_plan(sweep_dir)))
     if results is not None and study:
         fig_dir = figures_dir or out_dir
         fig_dir.mkdir(parents=True, exist_ok=True)
-        fig = figures.study_figure(study)
-        fig.savefig(fig_dir / "study.png", dpi=120)
-        link = Path(os.path.relpath(fig_dir / "study.png", results.parent)).as_posix()
-        block, rows = contrasts.results_markdown(runs, sweep_dir, {"accuracy against sparsity; drop@95 per seed": link})
+        links = {}
+        channels = structured.structured_cells(study)
+        primary = {cell: c for cell, c in study.items() if not contrasts.deviations(cell)}
+        drawn = {
+            f"{name}: accuracy against sparsity; drop@95 per seed": (
+                f"study_{slug(name)}.png",
+                figures.study_figure({cell: c for cell, c in primary.items() if contrasts.family_name(cell) == name}),
+            )
+            for name in dict.fromkeys(contrasts.family_name(cell) for cell in primary)
+        }
+        if channels:
+            drawn["structured curves: accuracy against channels removed and MACs kept"] = (
+                "structured.png",
+                figures.structured_figure(channels),
+            )
+        for caption, (name, fig) in drawn.items():
+            fig.savefig(fig_dir / name, dpi=120)
+            links[caption] = Path(os.path.relpath(fig_dir / name, results.parent)).as_posix()
+        block, rows = results_page.results_markdown(runs, sweep_dir, links)
         tables.write_csv(out_dir / "contrasts.csv", rows)
-        contrasts.write_results(results, block)
+        results_page.write_results(results, block)
     return {
         "out_dir": out_dir,
         "runs": len(runs),
@@ -102,6 +119,11 @@ def report(
         "groups": len(groups),
         "figures": sorted(shown),
     }
+
+
+def slug(name: str) -> str:
+    """A data family's name as a file name: ``CIFAR-10 (JPEG stand-in)`` -> ``cifar_10_jpeg_stand_in``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -116,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--resamples={args.resamples}: give at least 100 (10000 for a final report)")
     try:
         result = report(args.sweep_dir, args.out, args.resamples, args.results, args.figures)
-    except (collect.NoRuns, contrasts.ResultsPageError) as err:
+    except (collect.NoRuns, results_page.ResultsPageError) as err:
         print(f"bvp-report: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"{result['runs']} runs ({result['done']} done, {result['missing']} missing) -> {result['out_dir']}")
