@@ -124,6 +124,11 @@ def check_config(cfg: DictConfig) -> None:
             errors.append(f"{key}={cfg[key]!r}: {problem}")
     if cfg.get("ckpt_path") is not None and (problem := checkpoint_problem(cfg.ckpt_path)) is not None:
         errors.append(f"ckpt_path={cfg.ckpt_path!r}: {problem}; give the path of a last.ckpt")
+    if pruning_enabled(cfg) and OmegaConf.select(cfg, "model.cls_weight") == 0:
+        errors.append(
+            "model.cls_weight=0: a plain beta-VAE trains no classifier, and the fine-tuning after pruning "
+            "(cls_weight * CE) would train nothing; give model.cls_weight > 0, or pruning=none"
+        )
     if pruning_enabled(cfg):
         pruning = ConfigError(check_pruning_args(OmegaConf.to_container(cfg.pruning, resolve=True), cfg.epochs))
         errors += pruning.prefixed("pruning").renamed(lambda key: user_key(cfg, key)).errors

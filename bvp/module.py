@@ -36,7 +36,7 @@ class ClassifModule(L.LightningModule):
 
     SETTINGS: ClassVar[dict[str, Spec]] = {  # model.<key>
         "beta": Number(ge=0, example=4),
-        "cls_weight": Number(gt=0, example=10),
+        "cls_weight": Number(ge=0, example=10),  # 0: a plain beta-VAE (no classifier trained), pruning=none only
         "recon_weight": Number(ge=0, example=1),
         "recon": Derived("the dataset (the likelihood its images suit)", Choice(LIKELIHOODS)),
         "seed": SEED,
@@ -59,6 +59,8 @@ class ClassifModule(L.LightningModule):
         channels_last: bool = False,
     ) -> None:
         rules = Rules.of(self.SETTINGS, locals())  # refused before anything is built or trained
+        if cls_weight == 0 and (not net.variational or recon_weight == 0):
+            rules.add("cls_weight", cls_weight, "CE is this model's whole loss (no reconstruction): give a weight > 0")
         rules.optimizer("optimizer", optimizer, net.parameters())
         rules.check()
         super().__init__()

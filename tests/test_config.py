@@ -81,7 +81,7 @@ BAD = [
     ("beta=nan", "beta=nan"),
     ("beta=abc", "beta='abc'"),
     ("beta=true", "beta=True"),
-    ("model.cls_weight=0", "model.cls_weight=0"),
+    ("model.cls_weight=-0.5", "model.cls_weight=-0.5"),
     ("model.cls_weight=-1", "model.cls_weight=-1"),
     ("model.cls_weight=inf", "model.cls_weight=inf"),
     ("lr=0", "lr=0"),

@@ -10,6 +10,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from bvp.config import ConfigError
 from bvp.identity import code_fingerprint, code_version
 from bvp.run import prepare, pruner_of, train
 from bvp.study import STUDIES, part_seeds, plan
@@ -55,6 +56,24 @@ def test_recon_weight_zero_builds_no_decoder_and_drops_the_reconstruction(make_c
     terms = module.loss_terms(module(x), x, y)
     assert "recon" not in terms and torch.allclose(terms["loss"], 10 * terms["ce"] + 4 * terms["kl"])
     assert not any(n.startswith("net.decoder") for n, _ in module.named_parameters())
+
+
+def test_cls_weight_zero_is_a_plain_beta_vae_and_is_refused_where_nothing_would_train(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("model.cls_weight=0", "beta=4", "pruning=none")
+    module = instantiate(cfg.model, net={"in_shape": [1, 28, 28], "num_classes": 10})
+    x, y = torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    terms = module.loss_terms(module(x), x, y)
+    assert torch.allclose(terms["loss"], terms["recon"] + 4 * terms["kl"])  # disentanglement_lib's beta-VAE loss
+    terms["loss"].backward()
+    assert all(p.grad is None or not p.grad.any() for p in module.net.head.parameters())  # the head learns nothing
+    for extra, why in (("model=cnn", "CE is this model's whole loss"), ("model.recon_weight=0", "CE is this model's whole loss")):
+        with pytest.raises(ConfigError) as err:
+            train(make_cfg("model.cls_weight=0", extra, "pruning=none", name="refused"))
+        assert any(line.startswith("model.cls_weight=0:") and why in line for line in err.value.errors), err.value.errors
+    with pytest.raises(ConfigError) as err:  # pruned, it would fine-tune on cls_weight * CE = 0
+        train(make_cfg("model.cls_weight=0", name="refused"))
+    assert any(line.startswith("model.cls_weight=0:") and "pruning=none" in line for line in err.value.errors)
+    assert not (tmp_path / "refused").exists()  # nothing written
 
 
 def test_metrics_json_records_the_code_version(make_cfg, tmp_path: Path) -> None:
