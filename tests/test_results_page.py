@@ -76,6 +76,9 @@ def test_a_part_plan_takes_the_amounts_given_on_the_command_line(tmp_path: Path)
         "  overrides:\n    task:\n    - seed=1\n    - pruning=structured\n    - pruning.amount=0,0.25,0.5\n"
     )
     assert ct.study_plan(tmp_path) == {"structured": (5, {0.0, 0.25, 0.5})}
+    text = (part / "multirun.yaml").read_text().replace("pruning.amount=0,0.25,0.5", "+pruning.amount=range(0,1,0.25)")
+    (part / "multirun.yaml").write_text(text)
+    assert ct.study_plan(tmp_path) == {"structured": (5, set())}  # a sweep it cannot read: no amount is waited for
 
 
 def test_claims_by_data_sets_and_compute_per_part(tmp_path: Path) -> None:
@@ -91,7 +94,28 @@ def test_claims_by_data_sets_and_compute_per_part(tmp_path: Path) -> None:
     block, _ = rp.results_markdown(load_runs(study), study, {})
     claims = block.split("### Verdicts", 1)[1].split("Each claim's pre-registered tests", 1)[0]
     assert "| claim | MNIST | CIFAR-10 (JPEG stand-in) |" in claims
-    assert "| 2. at beta=10 accuracy drops severely | confirmed (n=3) | confirmed (n=3) |" in claims
+    # the curves part plans 10 seeds (its multirun.yaml), the cifar folder has no plan
+    assert "| 2. at beta=10 accuracy drops severely | confirmed (n=3 of 10, incomplete) | confirmed (n=3) |" in claims
     compute = block.split("### Compute", 1)[1]
     runs = 5 * 3 * 5  # cells x seeds x amounts
     assert f"| cifar | {runs} | 15 | {runs * 360 / 3600:.2f} |" in compute and f"| curves | {runs} | 15 |" in compute
+    top = tmp_path / "top"
+    for path in list((study / "cifar").glob("*/metrics.json"))[:2]:
+        atomic_write_json(top / path.parent.name / "metrics.json", json.loads(path.read_text()))
+    assert "| (top folder) | 2 |" in rp.results_markdown(load_runs(top), top, {})[0]  # runs right in the folder given
+
+
+def test_a_baseline_is_paired_with_its_twin_though_the_mean_dense_accuracy_differs_in_the_last_bit(tmp_path: Path) -> None:
+    dense = 0.9818  # the mean of 6 copies is 0.9817999999999999
+    for seed in range(3):
+        for amount in (0.0, 0.5, 0.8, 0.9, 0.95, 0.99):
+            identity = {"dataset": "mnist", "model": "beta_vae", "beta": 1.0, "seed": seed, "pruning.amount": amount} | FRESH
+            acc = REFERENCE - (0.02 if amount >= 0.95 else 0.0)
+            write_run(tmp_path / "curves", [f"seed={seed}", f"a={amount}"], identity, accuracies(dense, acc, acc, amount))
+            if amount in (0.0, 0.95):
+                identity |= {"pruning.pruning_fn": "random_unstructured"}
+                acc = 0.1 if amount else REFERENCE
+                write_run(tmp_path / "random", [f"seed={seed}", f"a={amount}"], identity, accuracies(dense, acc, acc, amount))
+    rows = ct.exploratory_rows(ct.cells(ct.seed_curves(load_runs(tmp_path))))
+    (row,) = [r for r in rows if "random" in r["comparison"]]
+    assert "paired" in row["method"] and row["n1"] == 3

@@ -161,12 +161,20 @@ def study_plan(sweep_dir: Path) -> dict[str, tuple[int, set[float]]]:
     for path in sweep_dir.rglob(MULTIRUN_FILE):
         hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
         params = (hydra.get("sweeper") or {}).get("params") or {}
-        task = dict(o.split("=", 1) for o in (hydra.get("overrides") or {}).get("task") or [] if "=" in o)
+        task = dict(o.lstrip("+").split("=", 1) for o in (hydra.get("overrides") or {}).get("task") or [] if "=" in o)
         if "seed" in params:
-            swept = task.get(AXIS, params.get(AXIS, ""))
-            wanted = {round(float(a), 9) for a in str(swept).split(",") if a.strip()}
+            wanted = parsed_amounts(task.get(AXIS, params.get(AXIS, "")))
             out[str(path.parent.relative_to(sweep_dir))] = (len(str(params["seed"]).split(",")), wanted)
     return out
+
+
+def parsed_amounts(swept: Any) -> set[float]:
+    """The amounts of a comma-separated sweep (``0,0.5,0.95``); none where it is not one (``range(...)``): then
+    no curve waits for an amount it cannot know."""
+    try:
+        return {round(float(a), 9) for a in str(swept).split(",") if a.strip()}
+    except ValueError:
+        return set()
 
 
 def _parts(curves: list[SeedCurve]) -> set[str]:
@@ -194,6 +202,13 @@ def _find(by_cell: dict, want: dict[str, Any], ignore: tuple[str, ...] = ()) -> 
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "dsprites": "dSprites"}
 SOURCES = {"jpeg-stand-in": "JPEG stand-in"}  # CIFAR-10 (JPEG stand-in): never called CIFAR-10 alone
+FAMILIES = ("primary (", "structured (", "exploratory (")  # how a family of tests names its data
+
+
+def model_cell(by_cell: dict, base: dict[str, Any], model: str, beta: Any) -> list[SeedCurve]:
+    """The curves of ``model`` at ``beta`` among the cells that agree with ``base`` elsewhere (the CE weight comes
+    with the model); [] if there is none."""
+    return _find(by_cell, base | {"model": model, "beta": beta}, ignore=("model.cls_weight",)) or []
 
 
 def family_name(cell: tuple[tuple[str, Any], ...]) -> str:
@@ -204,9 +219,14 @@ def family_name(cell: tuple[tuple[str, Any], ...]) -> str:
     return DATASETS.get(data, data) + (f" ({SOURCES.get(source, source)})" if source not in (None, data) else "")
 
 
+def data_of(family: str) -> str:
+    """A family's data name: ``primary (CIFAR-10 (JPEG stand-in))`` -> ``CIFAR-10 (JPEG stand-in)``."""
+    return family.partition(" (")[2][:-1]
+
+
 def family_order(name: str) -> tuple[int, str]:
-    """Sort key of a family's data name (``MNIST``, ``primary (MNIST)``): in the order of DATASETS, then by name."""
-    data = name.partition(" (")[2][:-1] if name.startswith(("primary (", "structured (")) else name
+    """Sort key of a data name (``MNIST``) or a family (``primary (MNIST)``): in the order of DATASETS, then by name."""
+    data = data_of(name) if name.startswith(FAMILIES) else name
     names = list(DATASETS.values())
     return next((i for i, d in enumerate(names) if data.startswith(d)), len(names)), data
 
@@ -246,13 +266,9 @@ def primary_rows(by_cell: dict) -> list[dict[str, Any]]:
     for name in sorted({family_name(c) for c in by_cell if not deviations(c)}, key=family_order):
         base = dict(next(c for c in by_cell if family_name(c) == name and not deviations(c)))
         primary = base | PROTOCOL
-
-        def cell(model: str, beta: Any, primary: dict = primary) -> list[SeedCurve]:
-            return _find(by_cell, primary | {"model": model, "beta": beta}, ignore=("model.cls_weight",)) or []
-
-        beta1 = cell("beta_vae", 1)
-        pairs = [(f"beta={b} vs beta=1", cell("beta_vae", b), beta1) for b in (3, 5, 10)]
-        pairs.append(("beta=1 vs CNN", beta1, cell("cnn", None)))
+        beta1 = model_cell(by_cell, primary, "beta_vae", 1)
+        pairs = [(f"beta={b} vs beta=1", model_cell(by_cell, primary, "beta_vae", b), beta1) for b in (3, 5, 10)]
+        pairs.append(("beta=1 vs CNN", beta1, model_cell(by_cell, primary, "cnn", None)))
         out += holm_family(f"primary ({name})", pairs, list(ENDPOINTS))
     return out
 
@@ -282,7 +298,8 @@ def exploratory_rows(by_cell: dict) -> list[dict[str, Any]]:
             continue
         key = next(iter(extra))
         dense = {c.seed: c.dense for c in twin}  # one dense model per seed: the same dense accuracy on both sides
-        shared = key.startswith("pruning.") and all(dense.get(c.seed) == c.dense for c in curves)
+        same = [math.isclose(dense.get(c.seed, math.nan), c.dense, abs_tol=1e-9) for c in curves]  # means of a float
+        shared = key.startswith("pruning.") and all(same)
         row = paired_row if shared else welch_row
         name = f"{cell_label(cell)} vs {cell_label(twin[0].cell)}"
         metrics = ["drop_at_95", *(["tolerated"] if len(amounts([r for c in curves for r in c.runs])) > 2 else [])]

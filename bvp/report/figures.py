@@ -202,7 +202,9 @@ def structured_figure(cells: dict[Any, list[SeedCurve]]) -> Figure:
         color, mine = f"C{i % 10}", [r for r in rows if r["cell"] == cell]
         acc = np.array([stats.mean(r["accuracy"]) for r in mine])
         ci = np.array([stats.t_ci(r["accuracy"]) for r in mine])
-        name = f"{family_name(cell)} {cell_label(cell).removesuffix(' pruning.structure=channels')} (n={len(curves)})"
+        complete = sum(c.flags["complete"] for c in curves)
+        seeds = f"n={complete}" + ("" if complete == len(curves) else f" complete, {len(curves)} measured")
+        name = f"{family_name(cell)} {cell_label(cell).removesuffix(' pruning.structure=channels')} ({seeds})"
         for ax, x in ((left, [r["fraction"] for r in mine]), (right, [stats.mean(r["MACs"]) for r in mine])):
             ax.plot(x, acc, "-o", ms=3, color=color, label=name)
             ax.fill_between(x, *clipped(ci[:, 0], ci[:, 1]), color=color, alpha=0.15, linewidth=0)

@@ -40,13 +40,14 @@ def _ci(low: float, high: float) -> str:
     return "-" if math.isnan(low) else f"[{_num(low)}, {_num(high)}]"
 
 
+def _ratio(x: np.ndarray) -> str:
+    """The mean of the runs' measured ratios (a run without the measurement is left out), as ``0.262x``."""
+    x = x[~np.isnan(x)]
+    return f"{_num(stats.mean(x), 3)}x" if len(x) else "-"
+
+
 def _mean_ci(x: np.ndarray) -> str:
     return f"{_num(stats.mean(x))} {_ci(*stats.t_ci(x))}"
-
-
-def _data(family: str) -> str:
-    """``primary (MNIST)`` -> ``MNIST``."""
-    return family.partition(" (")[2][:-1]
 
 
 def seeds_cell(members: list[SeedCurve], plan: Plan) -> str:
@@ -71,7 +72,8 @@ def verdict_rows(primary: list[dict[str, Any]], by_cell: dict, plan: Plan) -> li
                     note.append("plan unknown (no multirun.yaml): completeness not checked")
                 elif r is not None and min(r["n1"], r["n2"]) < want:
                     note.append(f"incomplete: {min(r['n1'], r['n2'])} of {want} seeds")
-                out.append({"data": _data(family), "claim": claim.name, "verdict": outcome, "test": r, "note": note})
+                row = {"data": ct.data_of(family), "claim": claim.name, "verdict": outcome, "test": r, "note": note}
+                out.append(row | {"planned": want})
     return out
 
 
@@ -91,17 +93,23 @@ def verdict_table(rows: list[dict[str, Any]]) -> list[str]:
         for v in rows
         for r in [v["test"]]
     ]
+    if not table:
+        return ["none yet"]
     return md_table(["data", "claim", "verdict", "contrast", "endpoint", "estimate [95% CI]", "n", "p (Holm)", "note"], table)
 
 
 def claims_by_data(rows: list[dict[str, Any]]) -> list[str]:
-    """Claims x data sets: each claim's verdict on each data set (the smallest n of its tests beside it)."""
+    """Claims x data sets: each claim's verdict on each data set, with the fewest seeds in a cell of its tests and,
+    below the plan, of how many and ``incomplete``."""
+    if not rows:
+        return ["none yet"]
     data = list(dict.fromkeys(v["data"] for v in rows))
     cells: dict[tuple[str, str], str] = {}
     for v in rows:
         tests = [w["test"] for w in rows if w["data"] == v["data"] and w["claim"] == v["claim"] and w["test"]]
-        seeds = min((min(t["n1"], t["n2"]) for t in tests), default=0)
-        cells[(v["claim"], v["data"])] = f"{v['verdict']} (n={seeds})"
+        seeds, want = min((min(t["n1"], t["n2"]) for t in tests), default=0), v["planned"]
+        short = f" of {want}, incomplete" if want and seeds < want else ""
+        cells[(v["claim"], v["data"])] = f"{v['verdict']} (n={seeds}{short})"
     claims = list(dict.fromkeys(v["claim"] for v in rows))
     return md_table(["claim", *data], [[c, *(cells.get((c, d), "-") for d in data)] for c in claims])
 
@@ -109,7 +117,7 @@ def claims_by_data(rows: list[dict[str, Any]]) -> list[str]:
 def contrast_table(rows: list[dict[str, Any]]) -> list[str]:
     table = [
         [
-            _data(r["family"]),
+            ct.data_of(r["family"]),
             r["comparison"],
             NAMES[r["endpoint"]],
             f"{r['n1']}, {r['n2']}",
@@ -145,6 +153,8 @@ def cells_table(by_cell: dict, plan: Plan) -> list[str]:
                 _mean_ci(ct.endpoint_values(members, "dense_active_units")),
             ]
         )
+    if not rows:
+        return ["none yet"]
     header = ["data", "cell", "complete seeds", "amounts", "reference acc", "dense acc", "drop@95", "tolerated"]
     return md_table([*header, "censored / thin", "drop@95 vs dense", "dense active units"], rows)
 
@@ -195,7 +205,7 @@ def structured_section(cells: dict, family: list[dict[str, Any]], plan: Plan) ->
             f"{r['fraction']:g}",
             str(len(r["accuracy"])),
             _mean_ci(r["accuracy"]),
-            *(f"{_num(stats.mean(r[name]), 3)}x" for name in structured.COSTS),
+            *(_ratio(r[name]) for name in structured.COSTS),
         ]
         for r in structured.fraction_rows(cells)
     ]
@@ -206,7 +216,8 @@ def compute_table(done: list[Run]) -> list[str]:
     """Per part (the folder above the runs): the runs, the dense models they trained, and their fit_seconds."""
     parts: dict[str, list[Run]] = defaultdict(list)
     for run in done:
-        parts[Path(run.run_dir).parent.as_posix()].append(run)
+        part = Path(run.run_dir).parent
+        parts["(top folder)" if part == Path(".") else part.as_posix()].append(run)
     rows = [
         [
             part,
