@@ -151,10 +151,13 @@ def test_a_pruned_run_with_the_monitor_measures_the_dense_and_the_finetuned_mode
     monitors: list[DisentanglementMonitor] = []
     monkeypatch.setattr(DisentanglementMonitor, "setup", lambda self, *args, **kwargs: monitors.append(self))
     every = "callbacks.disentanglement.every_n_epochs=2"
-    record = train(make_cfg(*SPRITES, *TINY_NET, "callbacks=disentanglement", every, "pruning=structured", "logger=none"))
+    dci = ("callbacks.disentanglement.metrics=[mig,dci]", "callbacks.disentanglement.finetune_metrics=[mig]")
+    record = train(make_cfg(*SPRITES, *TINY_NET, "callbacks=disentanglement", every, *dci, "pruning=structured", "logger=none"))
     series = monitors[0].history  # 2 dense epochs, pruned at the end of the second, 1 fine-tuning epoch
     assert [(p["epoch"], p["stage"]) for p in series] == [(0, "dense"), (2, "dense"), (3, "finetune")]
     assert all(0 <= p["mig"] <= 1 for p in series) and record["metrics"]["params_removed"] > 0.4
+    # DCI of the dense model (it costs minutes at 10,000 points), MIG alone after the branch point
+    assert ["dci_disentanglement" in p for p in series] == [True, True, False]
     assert record[CURVE] == series  # once bvp/run.py merges curves(trainer.callbacks): record[CURVE] == series
 
 
@@ -169,6 +172,10 @@ def test_a_pruned_run_with_the_monitor_measures_the_dense_and_the_finetuned_mode
         (
             (*SPRITES, "callbacks=disentanglement", "callbacks.disentanglement.factors=[shape,colour]"),
             "callbacks.disentanglement.factors=['shape', 'colour']: must be a non-empty subset of ['shape', 'scale',",
+        ),
+        (
+            (*SPRITES, "callbacks=disentanglement", "callbacks.disentanglement.finetune_metrics=[mig,sap]"),
+            "callbacks.disentanglement.finetune_metrics=['mig', 'sap']: must be a non-empty subset of ['mig', 'dci']",
         ),
         *(
             ((*SPRITES, "callbacks=disentanglement", f"{EVERY}={n}"), f"{EVERY}={r}: must be an integer >= 1, e.g. {EVERY}=5")

@@ -70,8 +70,9 @@ def disentanglement_point(
 
 class DisentanglementMonitor(L.Callback):
     """Every ``every_n_epochs`` training epochs (and after the last one), and once before training starts:
-    MIG (and DCI if in ``metrics``) of the whole validation split's mean codes against ``factors`` (null: all of
-    the dataset's), and the validation accuracy; one point of ``history`` each, logged as disentanglement/<field>.
+    MIG (and DCI if in ``metrics``; after the branch point ``finetune_metrics``, null: the same) of the whole
+    validation split's mean codes against ``factors`` (null: all of the dataset's), and the validation accuracy;
+    one point of ``history`` each, logged as disentanglement/<field>.
 
     ``dataset`` is the DataModule's class (the config copies ``${dataset._target_}``): a dataset without
     ground-truth factors (MNIST, CIFAR-10) is refused here, before anything is written, as is a factor it lacks."""
@@ -79,6 +80,7 @@ class DisentanglementMonitor(L.Callback):
     SETTINGS: ClassVar[dict[str, Spec]] = {  # callbacks.disentanglement.<key>
         "every_n_epochs": Integer(ge=1, example=5),
         "metrics": Subset(METRICS),
+        "finetune_metrics": Subset(METRICS, null=True),
         "factors": Subset(FACTORS, null=True),  # the factor names of the one dataset that has factors (dSprites)
         "dataset": Text(),
     }
@@ -89,12 +91,14 @@ class DisentanglementMonitor(L.Callback):
         every_n_epochs: int = 1,
         metrics: Sequence[str] = ("mig",),
         factors: Sequence[str] | None = None,
+        finetune_metrics: Sequence[str] | None = None,
     ) -> None:
         rules = Rules.of(self.SETTINGS, locals())
         if not rules.errors:
             self.factor_names = check_factors(rules, dataset, list(metrics), factors)
         rules.check()
         self.every_n_epochs, self.metrics = every_n_epochs, list(metrics)
+        self.finetune_metrics = list(finetune_metrics) if finetune_metrics is not None else self.metrics
         self.factors = list(factors) if factors is not None else list(self.factor_names)
         self.columns = [self.factor_names.index(name) for name in self.factors]
         self.samples = 0  # training samples seen (all ranks), kept in the checkpoint
@@ -134,15 +138,17 @@ class DisentanglementMonitor(L.Callback):
         dm = trainer.datamodule
         codes, val_acc = codes_and_accuracy(pl_module.net, eval_batches(dm, "val"))
         factors = dm.factors["val"].numpy()[:, self.columns]
+        finetuning = getattr(pl_module, "finetuning", False)
         point: dict[str, Any] = {
             "epoch": trainer.current_epoch + (1 if trainer.global_step else 0),
             "step": trainer.global_step,
             "samples": self.samples,
-            "stage": "finetune" if getattr(pl_module, "finetuning", False) else "dense",
+            "stage": "finetune" if finetuning else "dense",
             "val_acc": val_acc,
         }
+        metrics = self.finetune_metrics if finetuning else self.metrics
         try:
-            point |= disentanglement_point(codes, factors, self.factors, self.metrics, seed=getattr(pl_module, "seed", 0))
+            point |= disentanglement_point(codes, factors, self.factors, metrics, seed=getattr(pl_module, "seed", 0))
         except ValueError as err:  # a factor constant over a tiny validation split: no MIG for it
             rank_zero_warn(f"disentanglement monitor: no MIG at step {trainer.global_step} ({err})")
             point |= {"mig": None, "mig_per_factor": None}
