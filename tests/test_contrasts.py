@@ -68,6 +68,14 @@ def test_bonett_wright_ci_by_hand_and_the_exact_permutation_p() -> None:
     assert r.ci_low < r.estimate < r.ci_high  # the interval always holds the estimate
 
 
+def test_beyond_ten_points_spearman_p_comes_from_random_pairings_and_agrees_with_the_exact_one() -> None:
+    x, y = np.arange(9.0), np.array([2, 0, 1, 5, 3, 4, 8, 6, 7.0])
+    exact, drawn = st.exact_spearman_p(x, y), st.random_pairings_spearman_p(x, y)
+    assert abs(drawn - exact) < 4 * math.sqrt(exact * (1 - exact) / st.RANDOM_PAIRINGS)  # a Monte Carlo estimate of it
+    many = st.spearman(np.arange(12.0), np.arange(12.0) ** 2)
+    assert "random pairings" in many.method and many.estimate == 1 and many.p < 1e-4
+
+
 def test_hedges_g_is_nan_where_undefined() -> None:
     assert math.isnan(st.paired_t([0.01, 0.02]).effect_size)  # J(1) = 0: no g at n = 2
     assert math.isnan(st.hedges_g([0.1, 0.2], [0.3]))

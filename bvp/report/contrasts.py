@@ -202,7 +202,7 @@ def _find(by_cell: dict, want: dict[str, Any], ignore: tuple[str, ...] = ()) -> 
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "dsprites": "dSprites"}
 SOURCES = {"jpeg-stand-in": "JPEG stand-in"}  # CIFAR-10 (JPEG stand-in): never called CIFAR-10 alone
-FAMILIES = ("primary (", "structured (", "exploratory (")  # how a family of tests names its data
+FAMILIES = ("primary (", "structured (", "exploratory (", "link (")  # how a family of tests names its data
 
 
 def model_cell(by_cell: dict, base: dict[str, Any], model: str, beta: Any) -> list[SeedCurve]:

@@ -129,6 +129,7 @@ def welch(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Test:
 
 
 EXACT_PERMUTATION_N = 10  # up to here Spearman's p comes from all n! pairings (3.6M at n = 10)
+RANDOM_PAIRINGS = 100_000  # beyond it, from this many random pairings (scipy.stats.permutation_test)
 
 
 @cache
@@ -152,6 +153,21 @@ def exact_spearman_p(x: np.ndarray, y: np.ndarray) -> float:
     return min(1.0, 2 * min(greater, less) / total)
 
 
+def random_pairings_spearman_p(x: np.ndarray, y: np.ndarray, resamples: int = RANDOM_PAIRINGS, seed: int = 0) -> float:
+    """Two-sided p of Spearman's rho from ``resamples`` random pairings of x's with y's ranks
+    (scipy.stats.permutation_test, permutation_type="pairings"; the same statistic as ``exact_spearman_p``)."""
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+
+    def centred_products(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        a = a - a.mean(axis=axis, keepdims=True)
+        return np.sum(a * (b - b.mean(axis=axis, keepdims=True)), axis=axis)
+
+    result = stats.permutation_test(
+        (rx, ry), centred_products, permutation_type="pairings", n_resamples=resamples, vectorized=True, rng=seed
+    )
+    return float(result.pvalue)
+
+
 def bonett_wright_ci(rho: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """CI of Spearman's rho on the Fisher z scale with Bonett & Wright's (2000) variance (1 + rho^2 / 2) / (n - 3):
     tanh(atanh(rho) -+ z_c * sqrt(that)). It always contains rho and, unlike a bootstrap over few points, has no
@@ -167,8 +183,9 @@ def bonett_wright_ci(rho: float, n: int, confidence: float = CONFIDENCE) -> tupl
 
 def spearman(x: np.ndarray | list[float], y: np.ndarray | list[float], confidence: float = CONFIDENCE) -> Test:
     """Spearman's rank correlation of paired values (scipy.stats.spearmanr), pairs with a NaN left out; effect
-    size = rho. p: exact over all n! pairings for n <= 10 (``exact_spearman_p``), else spearmanr's t
-    approximation. CI: Bonett-Wright (``bonett_wright_ci``). n < 3 or a constant x or y: NaN."""
+    size = rho. p: exact over all n! pairings for n <= 10 (``exact_spearman_p``), else from 100,000 random
+    pairings (``random_pairings_spearman_p``). CI: Bonett-Wright (``bonett_wright_ci``). n < 3 or a constant x or
+    y: NaN."""
     x, y = _array(x), _array(y)
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
@@ -180,8 +197,8 @@ def spearman(x: np.ndarray | list[float], y: np.ndarray | list[float], confidenc
         method = "Spearman rho; p: exact permutation; CI: Bonett-Wright"
         p = exact_spearman_p(x, y)
     else:
-        method = "Spearman rho; p: t approximation; CI: Bonett-Wright"
-        p = float(stats.spearmanr(x, y).pvalue)
+        method = f"Spearman rho; p: {RANDOM_PAIRINGS:,} random pairings; CI: Bonett-Wright"
+        p = random_pairings_spearman_p(x, y)
     return Test(method, n, n, rho, *bonett_wright_ci(rho, n, confidence), p, rho)
 
 
