@@ -42,7 +42,7 @@ train: install data
 test: install
 	$(PY) -m pytest -q $(ARGS)
 
-# a study (docs/results.md; STUDY=mnist, fashion_mnist or cifar10), seed-major and resumable (re-run to finish
+# a study (docs/results.md; STUDY=mnist, fashion_mnist, cifar10 or dsprites), seed-major and resumable (re-run to finish
 # what is left), then its report
 STUDY ?= mnist
 study: install data

@@ -3,7 +3,7 @@ balanced across its cells. Each part is an experiment (conf/experiment/<part>.ya
 re-running finishes only what is left (a run whose metrics.json says done is skipped).
 
     python -m bvp.study mnist            (make study)
-    python -m bvp.study fashion_mnist    (or cifar10: the curves on Fashion-MNIST, on the CIFAR-10 JPEG stand-in)
+    python -m bvp.study fashion_mnist    (or cifar10, dsprites: Fashion-MNIST, the CIFAR-10 JPEG stand-in, dSprites)
     python -m bvp.study mnist --quick    (make study-quick: the same shape in minutes, outputs/study-quick)
     python -m bvp.study mnist --records docs/study/mnist   (copy the finished runs' records there, to commit)
 """
@@ -25,6 +25,7 @@ STUDIES = {  # the parts of each study, in the order they run within a seed
     "mnist": ("mnist_curves", "mnist_objectives", "mnist_random", "mnist_layerwise", "mnist_no_recon", "mnist_structured"),
     "fashion_mnist": ("fashion_mnist_curves",),
     "cifar10": ("cifar10_curves",),  # CIFAR-10 (JPEG stand-in): dataset.jpeg_stand_in=true, never CIFAR-10 results
+    "dsprites": ("dsprites_curves",),  # the disentanglement-prunability link (docs/results.md), about 70 CPU-hours
 }
 # the same shape on a small budget: 2 + 1 epochs of 40 batches, amounts 0 and 0.95, two seeds
 QUICK = (
