@@ -108,6 +108,14 @@ def at(runs: list[Run], amount: float) -> Run | None:
     return next((r for r in runs if r.identity.get(AXIS) is not None and abs(float(r.identity[AXIS]) - amount) < 1e-9), None)
 
 
+def tolerated(curve: SeedCurve, x: np.ndarray | list[float], acc: np.ndarray | list[float], reference: float) -> stats.Tolerated:
+    """The tolerated x of one seed's curve (``stats.tolerated`` at :data:`TOLERANCE`); NaN until the curve is
+    complete (``flags["complete"]``) with more than two points."""
+    if curve.flags["complete"] and len(curve.runs) > 2:
+        return stats.tolerated(x, acc, reference, TOLERANCE)
+    return stats.Tolerated(math.nan)
+
+
 def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None = None) -> list[SeedCurve]:
     """Every seed's curve of every cell, with its endpoints against the amount=0 branch (``reference``) and
     against the dense model before fine-tuning (``*_dense``, the old reference). A tolerated sparsity needs the
@@ -131,7 +139,7 @@ def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None 
         whole = amounts(rows) >= cell_amounts[cell] | planned_amounts([curve], plan or {})
         curve.flags["complete"] = whole
         for suffix, reference in (("", curve.reference), ("_dense", curve.dense)):
-            tol = stats.tolerated(sparsity, acc, reference, TOLERANCE) if whole and len(rows) > 2 else stats.Tolerated(math.nan)
+            tol = tolerated(curve, sparsity, acc, reference)
             curve.endpoints[f"drop_at_95{suffix}"] = reference - curve.acc_at_95
             curve.endpoints[f"tolerated{suffix}"] = tol.value
             curve.flags |= {f"censored{suffix}": tol.censored, f"thin{suffix}": tol.thin}

@@ -108,7 +108,7 @@ def report(
         for caption, (name, fig) in drawn.items():
             fig.savefig(fig_dir / name, dpi=120)
             links[caption] = Path(os.path.relpath(fig_dir / name, results.parent)).as_posix()
-        block, rows = results_page.results_markdown(runs, sweep_dir, links)
+        block, rows = results_page.results_markdown(runs, sweep_dir, links, study)
         tables.write_csv(out_dir / "contrasts.csv", rows)
         results_page.write_results(results, block)
     return {

@@ -57,6 +57,14 @@ def seeds_cell(members: list[SeedCurve], plan: Plan) -> str:
     return f"{whole}" + (f" of {want}" if want else " (plan unknown)") + running
 
 
+CELL_HEAD = ["data", "cell", "complete seeds"]
+
+
+def cell_head(cell: tuple[tuple[str, Any], ...], members: list[SeedCurve], plan: Plan) -> list[str]:
+    """The first columns of every per-cell table (:data:`CELL_HEAD`): data set, cell and its complete seeds."""
+    return [family_name(cell), cell_label(cell), seeds_cell(members, plan)]
+
+
 def verdict_rows(primary: list[dict[str, Any]], by_cell: dict, plan: Plan) -> list[dict[str, Any]]:
     """One row per claim, data set and test: the verdict of the claim on that data set, and the test."""
     out = []
@@ -140,9 +148,7 @@ def cells_table(by_cell: dict, plan: Plan) -> list[str]:
         ends = {e: ct.endpoint_values(members, e) for e in ("drop_at_95", "tolerated", "drop_at_95_dense")}
         rows.append(
             [
-                family_name(cell),
-                cell_label(cell),
-                seeds_cell(members, plan),
+                *cell_head(cell, members, plan),
                 ", ".join(f"{a:g}" for a in sorted(amounts([r for c in members for r in c.runs]))),
                 _mean_ci(ct.endpoint_values(members, "reference")),
                 _mean_ci(ct.endpoint_values(members, "dense")),
@@ -155,7 +161,7 @@ def cells_table(by_cell: dict, plan: Plan) -> list[str]:
         )
     if not rows:
         return ["none yet"]
-    header = ["data", "cell", "complete seeds", "amounts", "reference acc", "dense acc", "drop@95", "tolerated"]
+    header = [*CELL_HEAD, "amounts", "reference acc", "dense acc", "drop@95", "tolerated"]
     return md_table([*header, "censored / thin", "drop@95 vs dense", "dense active units"], rows)
 
 
@@ -178,16 +184,14 @@ def structured_section(cells: dict, family: list[dict[str, Any]], plan: Plan) ->
         censored = sum(c.flags["censored_channels"] for c in members)
         rows.append(
             [
-                family_name(cell),
-                cell_label(cell),
-                seeds_cell(members, plan),
+                *cell_head(cell, members, plan),
                 _mean_ci(ct.endpoint_values(members, "reference")),
                 _mean_ci(ct.endpoint_values(members, "drop_at_half")),
                 ("≥ " if censored else "") + _mean_ci(tol),
                 f"{censored} / {sum(c.flags['thin_channels'] for c in members)}",
             ]
         )
-    header = ["data", "cell", "complete seeds", "reference acc", "drop@50ch", "tolerated channel fraction", "censored / thin"]
+    header = [*CELL_HEAD, "reference acc", "drop@50ch", "tolerated channel fraction", "censored / thin"]
     lines += md_table(header, rows)
     lines += ["", "Their family (Welch t, 95% Welch CI, Hedges' g; p_holm within these four; no verdict on the paper):", ""]
     lines += contrast_table(family)
@@ -254,15 +258,13 @@ def factors_section(cells: dict, links: dict[str, list[dict[str, Any]]], plan: P
         measured = [disentanglement.measures(c) for c in members]
         rows.append(
             [
-                family_name(cell),
-                cell_label(cell),
-                seeds_cell(members, plan),
+                *cell_head(cell, members, plan),
                 *(_mean_ci(np.array([m[k] for m in measured if not math.isnan(m[k])])) for k in disentanglement.MEASURES),
                 _mean_ci(ct.endpoint_values(members, "drop_at_95")),
                 _mean_ci(ct.endpoint_values(members, "tolerated")),
             ]
         )
-    header = ["data", "cell", "complete seeds", *disentanglement.MEASURES.values(), "drop@95", "tolerated"]
+    header = [*CELL_HEAD, *disentanglement.MEASURES.values(), "drop@95", "tolerated"]
     lines += md_table(header, rows)
     return [*lines, "", *contrast_table([r for found in links.values() for r in found])]
 
@@ -285,11 +287,14 @@ def compute_table(done: list[Run]) -> list[str]:
     return md_table(["part", "finished runs", "dense models trained", "hours (fit_seconds)"], rows)
 
 
-def results_markdown(runs: list[Run], sweep_dir: Path, figures: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
-    """The generated part of docs/results.md and every contrast row (contrasts.csv)."""
+def results_markdown(
+    runs: list[Run], sweep_dir: Path, figures: dict[str, str], by_cell: dict | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The generated part of docs/results.md and every contrast row (contrasts.csv). ``by_cell``: the study's
+    cells (``contrasts.cells``) where the caller has them already (the figures drew them); else made here."""
     done, _ = done_runs(runs)  # one run per identity
     plan = ct.study_plan(sweep_dir)
-    by_cell = ct.cells(ct.seed_curves(done, plan))
+    by_cell = ct.cells(ct.seed_curves(done, plan)) if by_cell is None else by_cell
     channels = structured.structured_cells(by_cell)
     weights = {cell: c for cell, c in by_cell.items() if cell not in channels}
     paper = {cell: c for cell, c in weights.items() if not disentanglement.is_factor_data(cell)}  # the paper's grid

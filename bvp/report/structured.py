@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from bvp.report import stats
 from bvp.report.collect import AXIS, Run
-from bvp.report.contrasts import TOLERANCE, SeedCurve, at, deviations, family_name, family_order, holm_family, model_cell
+from bvp.report.contrasts import SeedCurve, at, deviations, family_name, family_order, holm_family, model_cell, tolerated
 
 STRUCTURE = ("pruning.structure", "channels")  # a structured cell, whatever else it changes
 HALF = 0.5  # drop@50ch: the fraction whose latency was measured (0.306x at batch 256, docs/performance.md)
@@ -46,9 +45,7 @@ def structured_cells(by_cell: dict[Any, list[SeedCurve]]) -> dict[Any, list[Seed
         for curve in curves:
             half = at(curve.runs, HALF)
             curve.endpoints["drop_at_half"] = curve.reference - accuracy(half) if half else math.nan
-            whole = curve.flags["complete"] and len(curve.runs) > 2
-            fractions, acc = [fraction(r) for r in curve.runs], [accuracy(r) for r in curve.runs]
-            tol = stats.tolerated(fractions, acc, curve.reference, TOLERANCE) if whole else stats.Tolerated(math.nan)
+            tol = tolerated(curve, [fraction(r) for r in curve.runs], [accuracy(r) for r in curve.runs], curve.reference)
             curve.endpoints["tolerated_channels"] = tol.value
             # contrasts.censored reads the flag of endpoint tolerated<suffix> as censored<suffix>
             curve.flags |= {"censored_channels": tol.censored, "thin_channels": tol.thin}
