@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the final test accuracy (for sweepers that optimise it). A refused run
     removes the folder Hydra made for it; in a sweep it fails alone (bvp.sweep.SweepProgress lists it)."""
     try:
-        metrics = train(cfg)["metrics"]
+        metrics = train(cfg).get("metrics") or {}  # none: skipped, another process runs it
     except Exception as err:
         lines = config_error_lines(err)
         if lines is None:  # a crash
@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> float | None:
         if in_multirun():
             raise
         refuse(lines)
-    return metrics.get("finetuned_test_acc", metrics.get("dense_test_acc"))
+    return metrics.get("finetuned_test_acc", metrics.get("dense_test_acc"))  # None for a skipped run
 
 
 def crash(err: BaseException) -> NoReturn:

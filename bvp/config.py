@@ -13,12 +13,14 @@ builds the run's parts and raises every refusal at once.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra._internal.utils import _locate  # hydra.utils.get_object, without its ERROR log line
@@ -28,8 +30,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, ValidationError
 
-from bvp.identity import REFERENCE
-from bvp.io import folder_problem
+from bvp.identity import REFERENCE, run_identity
+from bvp.io import folder_problem, readable_json
+from bvp.names import METRICS_FILE
 from bvp.pruning import check_pruning_args
 from bvp.resolvers import LAUNCH
 from bvp.rules import (  # ConfigError and Rules: importable from bvp.config too, as before
@@ -122,8 +125,12 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("output_dir", "cache_dir"):
         if cfg.get(key) is not None and (problem := folder_problem(cfg[key])) is not None:
             errors.append(f"{key}={cfg[key]!r}: {problem}")
-    if cfg.get("ckpt_path") is not None and (problem := checkpoint_problem(cfg.ckpt_path)) is not None:
-        errors.append(f"ckpt_path={cfg.ckpt_path!r}: {problem}; give the path of a last.ckpt")
+    if cfg.get("ckpt_path") is not None:
+        problem = checkpoint_problem(cfg.ckpt_path)
+        if problem is None and (other := other_run(cfg)) is not None:
+            errors.append(f"ckpt_path={cfg.ckpt_path!r}: {other}")
+        elif problem is not None:
+            errors.append(f"ckpt_path={cfg.ckpt_path!r}: {problem}; give the path of a last.ckpt")
     if pruning_enabled(cfg) and OmegaConf.select(cfg, "model.cls_weight") == 0:
         errors.append(
             "model.cls_weight=0: a plain beta-VAE trains no classifier, and the fine-tuning after pruning "
@@ -150,6 +157,24 @@ def checkpoint_problem(path: str) -> str | None:
     if not isinstance(checkpoint, dict) or not {"state_dict", "pytorch-lightning_version"} <= checkpoint.keys():
         return "not a Lightning checkpoint (it holds no state_dict or pytorch-lightning_version)"
     return None
+
+
+def other_run(cfg: DictConfig) -> str | None:
+    """Why ``ckpt_path`` is not a checkpoint of the run that ``cfg`` describes, or None if it is: the record in its
+    run folder (``<run>/checkpoints/last.ckpt`` beside ``<run>/metrics.json``) must have this config's identity.
+    Resuming another run's checkpoint would record that run's training under these settings."""
+    record = readable_json(Path(cfg.ckpt_path).parent.parent / METRICS_FILE)
+    if record is None or "identity" not in record:
+        return (
+            f"no {METRICS_FILE} with the run's identity beside its checkpoints/ folder, so bvp cannot tell which run "
+            "wrote it; give the checkpoints/last.ckpt of a run folder bvp wrote"
+        )
+    theirs, mine = record["identity"], run_identity(cfg)
+    keys = sorted(k for k in {*theirs, *mine} if theirs.get(k) != mine.get(k))
+    if not keys:
+        return None
+    differ = "; ".join(f"{k}={mine.get(k)!r} here, {theirs.get(k)!r} there" for k in keys[:4]) + ("; ..." * (len(keys) > 4))
+    return f"another run's checkpoint ({differ}); give that run's settings, or drop ckpt_path"
 
 
 def _node(cfg: DictConfig, key: str) -> Any:
@@ -251,6 +276,17 @@ def library_settings() -> dict[Any, Settings]:
     }
 
 
+@cache
+def declared() -> frozenset[str]:
+    """The top-level settings conf/train.yaml writes (beta, batch_size, ...): a part copies each, unless a command
+    line overrides the copy (dataset.batch_size=64); empty where bvp is installed without its conf/."""
+    path = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
+    if not path.is_file():
+        return frozenset()
+    own = OmegaConf.load(path)
+    return frozenset(key for key in _leaves(own) if not key.startswith(("defaults", "hydra.")))
+
+
 class Schema:
     """The declared spec of each key of a composed config (``specs``, by the key as written), found by walking
     its parts (the nodes with a ``_target_``), and what cannot be checked against one (``errors``): a setting
@@ -262,6 +298,25 @@ class Schema:
         self.errors: list[str] = []
         for key in _parts(cfg):
             self._walk(key, _node(cfg, key))
+        self.errors += self._unread()
+
+    def _unread(self) -> list[str]:
+        """A key added outside every part (not in conf/train.yaml) that no part copies and bvp does not read itself
+        (``+betta=3``: Hydra's hint for a misspelled key), refused so that it never reaches the run's identity as a
+        setting that did nothing."""
+        copied = {m.group(1) for key in _leaves(self.cfg) if (m := REFERENCE.match(str(_node(self.cfg, key)._value())))}
+        inside = tuple(f"{part}." for part in _parts(self.cfg))
+        known = sorted(k for k in {*TOP_LEVEL, *copied, *declared()} if "_target_" not in k and k != "hydra")
+        errors = []
+        for key in _leaves(self.cfg):
+            if key.startswith(("hydra.", *inside)) or key in known:
+                continue
+            if key.startswith("callbacks.") and key.count(".") == 1 and _node(self.cfg, key)._value() is None:
+                continue  # callbacks.<name>=null: that callback switched off
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the settings outside the parts are {', '.join(known)}"
+            errors.append(f"{key}={_node(self.cfg, key)._value()!r}: not a setting of bvp (nothing reads it); {hint}")
+        return errors
 
     def check(self) -> list[str]:
         """Every declared key's value against its spec, named as the user writes it, one line per key."""

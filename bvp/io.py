@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import tempfile
@@ -47,6 +48,16 @@ def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
+        return None
+
+
+def readable_json(path: str | os.PathLike) -> dict[str, Any] | None:
+    """``read_json``, with a damaged file (not JSON: atomic writes never leave one, a disk or a hand can) read as
+    missing, and a warning saying so: the run it records runs again instead of stopping the sweep."""
+    try:
+        return read_json(path)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        logging.getLogger(__name__).warning("%s is damaged (%s): read as missing", path, " ".join(str(err).split()))
         return None
 
 

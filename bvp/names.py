@@ -7,6 +7,7 @@ from __future__ import annotations
 
 METRICS_FILE = "metrics.json"  # a run's record: status, identity, metrics (bvp.run)
 LAST_CHECKPOINT = "checkpoints/last.ckpt"  # what a killed run resumes from
+RUN_LOCK = ".run.lock"  # held by the process running a run (bvp.run.held): a second sweep over the folder skips it
 SWEEP_FILE = "sweep.json"  # a sweep's plan: every job's overrides, and the refused ones (bvp.sweep)
 OVERRIDES_FILE = ".hydra/overrides.yaml"  # a job's command-line overrides, as Hydra writes them
 MULTIRUN_FILE = "multirun.yaml"  # a sweep's composed config, as Hydra writes it (its hydra.sweeper.params)

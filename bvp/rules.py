@@ -238,6 +238,17 @@ class Integers(Spec):
 
 
 @dataclass(frozen=True)
+class NotTaken(Spec):
+    """A setting bvp refuses whatever its value, ``why`` saying what decides it instead (trainer.max_steps: the run's
+    length comes from epochs and the pruning group)."""
+
+    why: str
+
+    def refuse(self, rules: Rules, key: str, value: Any) -> None:
+        rules.add(key, value, f"bvp does not take this setting: {self.why}; leave it out")
+
+
+@dataclass(frozen=True)
 class Derived(Spec):
     """An argument bvp passes itself, computed from other settings (``by``): a config that sets it is refused,
     since bvp would overrule it. ``spec``: the argument's own type, checked when a constructor is called."""

@@ -8,10 +8,14 @@ and one holding ``checkpoints/last.ckpt`` is resumed, so re-running a sweep fini
 from __future__ import annotations
 
 import copy
+import fcntl
 import logging
 import os
 import statistics
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ import lightning.pytorch as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bvp.config import ConfigError, Parts, pruning_enabled
+from bvp.config import ConfigError, Parts, checkpoint_problem, pruning_enabled
 from bvp.console import quiet
 from bvp.dashboard import final_line, log_run_summary
 from bvp.evaluation.accuracy import accuracy, eval_batches
@@ -29,8 +33,8 @@ from bvp.evaluation.measure import snapshot
 from bvp.evaluation.monitor import curves
 from bvp.export import export_classifier
 from bvp.identity import code_fingerprint, code_version, dense_identity, run_identity
-from bvp.io import atomic_write_json, read_json
-from bvp.names import LAST_CHECKPOINT, METRICS_FILE
+from bvp.io import atomic_write_json, readable_json
+from bvp.names import LAST_CHECKPOINT, METRICS_FILE, RUN_LOCK
 from bvp.pruning import DecoderStripPruning
 from bvp.pruning.branch import DenseCache
 from bvp.sweep import assign_job_resources, in_multirun
@@ -45,13 +49,13 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
     own = out_dir / LAST_CHECKPOINT
-    if own.is_file():
+    if own.is_file():  # checked for damage once this process holds the run (train): another may be writing it
         return str(own)
     if not cfg.get("resume") or in_multirun():  # a sweep job resumes from its own folder only
         return None
     root = out_dir.parent.parent
     for record_path in sorted(root.glob(f"*/*/{METRICS_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True):
-        record = read_json(record_path) or {}
+        record = readable_json(record_path) or {}
         ckpt = record_path.parent / LAST_CHECKPOINT
         same = record.get("identity") == run_identity(cfg)
         if same and record.get("status") != "done" and ckpt.is_file() and record_path.parent != out_dir:
@@ -94,7 +98,10 @@ def pruner_of(trainer: L.Trainer) -> DecoderStripPruning | None:
     return next((cb for cb in trainer.callbacks if isinstance(cb, DecoderStripPruning)), None)
 
 
-def prepare(cfg: DictConfig, out_dir: Path) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None]:
+Prepared = tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None]  # and the checkpoint to resume from
+
+
+def prepare(cfg: DictConfig, out_dir: Path) -> Prepared:
     """Everything that can refuse the run, before anything is written: the config checks, the parts'
     constructors, the data (sizes that depend on it) and the checkpoint to resume from."""
     dm, module, trainer = build(cfg)
@@ -139,9 +146,7 @@ def start_point(cfg: DictConfig, pruner: DecoderStripPruning | None, ckpt: str |
     return None
 
 
-def fit_and_measure(
-    parts: tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None], cfg: DictConfig, out_dir: Path
-) -> dict[str, Any]:
+def fit_and_measure(parts: Prepared, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     dm, module, trainer, ckpt = parts
     full_params = count_params(module.net)
     architecture = copy.deepcopy(module.net)  # as built, unpruned: the dense shapes (a resumed run loads its weights later)
@@ -157,7 +162,7 @@ def fit_and_measure(
             pruner.dense_cache.release()
     fit_seconds = time.perf_counter() - start
     if trainer.interrupted:
-        raise KeyboardInterrupt("training was interrupted; re-run the same command to resume")
+        raise KeyboardInterrupt(f"training was interrupted; {how_to_resume(out_dir)}")
     if pruner is not None and not pruner.pruned:  # started from a dense checkpoint with no epoch left to run
         pruner.branch(trainer, module)
 
@@ -206,11 +211,52 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     quiet()  # here, not only in train.py: launcher workers (joblib, SLURM) import this module without it
     out_dir = Path(cfg.output_dir)
     path = out_dir / METRICS_FILE
-    previous = read_json(path)
-    if previous and previous.get("status") == "done":
+    if done(path):
         log.info("%s is done already: skipping (delete it to run again)", path)
-        return previous
+        return readable_json(path) or {}
     parts = prepare(cfg, out_dir)  # a ConfigError leaves before anything is written
+    with held(out_dir / RUN_LOCK) as mine:
+        if not mine or done(path):  # two sweeps over one folder: the first to start a run runs it
+            log.warning("%s: another process is running it (or has just finished it); skipped here", out_dir)
+            return readable_json(path) or {}
+        ckpt = parts[3]
+        if ckpt is not None and (problem := checkpoint_problem(ckpt)) is not None:  # a disk or a copy damaged it
+            raise ConfigError([f"{ckpt}: {problem}; delete it to train this run from the start"])
+        return record_run(cfg, parts, out_dir)
+
+
+def how_to_resume(out_dir: Path) -> str:
+    """A sweep resumes in its folder; a single run gets a new one each time and looks back with resume=true."""
+    if in_multirun():
+        return f"re-run the sweep with hydra.sweep.dir={out_dir.parent} to finish what is left"
+    return "add resume=true to the same command to resume it (or ckpt_path=<that folder>/checkpoints/last.ckpt)"
+
+
+def done(path: Path) -> bool:
+    return (readable_json(path) or {}).get("status") == "done"
+
+
+@contextmanager
+def held(lock_path: Path) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on ``lock_path`` while the block runs: True if this process holds it, False
+    if another does. The kernel releases it when its process dies, so a killed run never keeps its folder."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def record_run(cfg: DictConfig, parts: Prepared, out_dir: Path) -> dict[str, Any]:
+    """Fit and measure, with metrics.json saying ``running`` from the start and ``done``, ``failed`` or
+    ``interrupted`` at the end, whatever ends it; returns the record."""
+    path = out_dir / METRICS_FILE
     config = OmegaConf.to_container(cfg, resolve=True)
     record: dict[str, Any] = {
         "status": "running",
@@ -225,8 +271,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         record.update(fit_and_measure(parts, cfg, out_dir))
         record["status"] = "done"
     except BaseException as err:
-        record["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        record["error"] = f"{type(err).__name__}: {err}"
+        # Lightning answers Ctrl-C by shutting the trainer down and calling sys.exit(1) inside its except KeyboardInterrupt
+        interrupted = isinstance(err, KeyboardInterrupt) or (
+            type(err) is SystemExit and isinstance(err.__context__, KeyboardInterrupt)
+        )
+        record["status"] = "interrupted" if interrupted else "failed"
+        record["error"] = "KeyboardInterrupt: stopped by the user" if interrupted else f"{type(err).__name__}: {err}"
+        if interrupted:
+            print(f"interrupted: {out_dir}; {how_to_resume(out_dir)}", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None  # the shell's status for Ctrl-C; a sweep stops here too
         raise
     finally:
         record["process"]["ended"] = time.time()

@@ -4,7 +4,7 @@ re-running finishes only what is left (a run whose metrics.json says done is ski
 
     python -m bvp.study mnist            (make study)
     python -m bvp.study fashion_mnist    (or cifar10, dsprites: Fashion-MNIST, the CIFAR-10 JPEG stand-in, dSprites)
-    python -m bvp.study mnist --quick    (make study-quick: the same shape in minutes, outputs/study-quick)
+    python -m bvp.study mnist --quick    (make study-quick: the same shape on a small budget, outputs/study-quick)
     python -m bvp.study mnist --records docs/study/mnist   (copy the finished runs' records there, to commit)
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from bvp.io import atomic_write_bytes, read_json
+from bvp.io import atomic_write_bytes, readable_json
 from bvp.names import METRICS_FILE, MULTIRUN_FILE, OVERRIDES_FILE, SWEEP_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,18 +56,20 @@ SWEEP_RECORDS = (MULTIRUN_FILE, SWEEP_FILE)  # of each part: its plan and its jo
 def copy_records(root: Path, dest: Path) -> int:
     """Copy every finished run's records (and each part's plan) from ``root`` into ``dest``, same layout,
     atomically, skipping files already there with the same bytes; returns how many runs ``dest`` then holds."""
-    files = [p for p in root.rglob(METRICS_FILE) if (read_json(p) or {}).get("status") == "done"]
+    files = [p for p in root.rglob(METRICS_FILE) if (readable_json(p) or {}).get("status") == "done"]
     wanted = [run / name for run in (p.parent for p in files) for name in RECORDS]
     wanted += [part / name for part in {p.parent.parent for p in files} for name in SWEEP_RECORDS]
     for src in wanted:
         out = dest / src.relative_to(root)
         if src.is_file() and not (out.is_file() and out.read_bytes() == src.read_bytes()):
             atomic_write_bytes(out, src.read_bytes())
-    return sum(1 for p in dest.rglob(METRICS_FILE) if (read_json(p) or {}).get("status") == "done")
+    return sum(1 for p in dest.rglob(METRICS_FILE) if (readable_json(p) or {}).get("status") == "done")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bvp.study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bvp.study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("study", choices=sorted(STUDIES))
     parser.add_argument("--quick", action="store_true", help="2 + 1 epochs, amounts 0 and 0.95, seeds 0-1")
     parser.add_argument("--root", default=None, help="where the parts' sweeps go (default outputs/study[-quick]/<study>)")

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from bvp.config import ConfigError, config_error_lines
-from bvp.io import atomic_write_json, read_json
+from bvp.io import atomic_write_json, read_json, readable_json
 from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
 from bvp.resolvers import launch_errors
 
@@ -44,7 +44,7 @@ def statuses(sweep_dir: Path) -> dict[str, int]:
     """How many runs under ``sweep_dir`` are in each metrics.json status."""
     counts: dict[str, int] = {}
     for path in sweep_dir.glob(f"*/{METRICS_FILE}"):
-        status = (read_json(path) or {}).get("status", "unknown")
+        status = (readable_json(path) or {}).get("status", "unknown")
         counts[status] = counts.get(status, 0) + 1
     return counts
 

@@ -5,12 +5,13 @@ against this machine (Lightning checks some only once training starts, and some 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, get_args
 
 from omegaconf import OmegaConf
 
-from bvp.rules import Boolean, Choice, Derived, Integer, PathName, Rules, Spec, is_integer, is_number
+from bvp.rules import Boolean, Choice, Derived, Integer, NotTaken, Number, PathName, Rules, Spec, is_integer, is_number
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,12 +46,23 @@ class Devices(Spec):
             rules.add(key, value, what)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Batches(Spec):
-    """trainer.limit_*_batches: a number of batches (an integer >= 0) or a fraction of them (a number in [0, 1])."""
+    """trainer.limit_*_batches: a number of batches (an integer >= 0) or a fraction of them (a number in [0, 1]);
+    ``some``: not none of them (limit_train_batches=0 would train nothing, and record it as a run)."""
+
+    some: bool = False
 
     def refuse(self, rules: Rules, key: str, value: Any) -> None:
-        if not ((is_integer(value) and value >= 0) or (is_number(value) and 0 <= value <= 1)):
-            rules.add(key, value, f"must be a count of batches (an integer >= 0) or a fraction in [0, 1], e.g. {key}=20")
+        if is_integer(value):
+            ok = value >= (1 if self.some else 0)
+        else:
+            ok = is_number(value) and (value > 0 if self.some else value >= 0) and value <= 1
+        if not ok:
+            least, fraction = ("1", "(0, 1]") if self.some else ("0", "[0, 1]")
+            rules.add(
+                key, value, f"must be a count of batches (an integer >= {least}) or a fraction in {fraction}, e.g. {key}=20"
+            )
 
 
 @cache
@@ -67,7 +79,7 @@ def trainer_settings() -> Mapping[str, Spec]:
         "check_val_every_n_epoch": Integer(ge=1, example=1),
         "num_sanity_val_steps": Integer(ge=-1, example=0),
         "log_every_n_steps": Integer(ge=1, example=50),
-        "limit_train_batches": Batches(),
+        "limit_train_batches": Batches(some=True),
         "limit_val_batches": Batches(),
         "enable_model_summary": Boolean(),
         "enable_progress_bar": Boolean(),
@@ -75,6 +87,13 @@ def trainer_settings() -> Mapping[str, Spec]:
         "deterministic": Choice((True, False, "warn")),
         "default_root_dir": PathName(null=True),
         "max_epochs": Derived(epochs),
+        **dict.fromkeys(
+            ("max_steps", "min_steps", "max_time", "min_epochs", "fast_dev_run"),
+            NotTaken("a run's length comes from epochs and the pruning group (debug=fast: a smoke run)"),
+        ),
+        "gradient_clip_val": Number(ge=0, null=True, example=1.0),
+        "gradient_clip_algorithm": Choice(("norm", "value"), null=True),
+        "accumulate_grad_batches": Integer(ge=1, example=1),
         "callbacks": Derived("the callbacks group (callbacks.<name>) and the pruning group"),
         "logger": Derived("the logger group (logger=none: no logger)"),
     }

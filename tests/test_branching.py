@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from bvp.export import load_sparse_state_dict
+from bvp.io import read_json
 from bvp.pruning.branch import DenseCache
 from bvp.run import train
 
@@ -104,6 +106,23 @@ def test_a_branch_killed_midway_resumes_to_the_same_metrics(make_cfg) -> None:
     for key in SAME:
         assert resumed["metrics"][key] == whole["metrics"][key], key
     assert_same_weights(resumed, whole)
+
+
+def test_ctrl_c_records_an_interrupted_run_that_a_re_run_finishes(make_cfg, capsys: pytest.CaptureFixture[str]) -> None:
+    """Lightning answers Ctrl-C with SystemExit(1); bvp records it as interrupted (not failed) and says how to go on."""
+    crash = ("+callbacks.crash._target_=helpers.CrashAt", "+callbacks.crash.epoch=1", "+callbacks.crash.ctrl_c=true")
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            train(make_cfg("epochs=2", *crash, name="stopped"))
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT from then on, for its shutdown
+    record = read_json(make_cfg(name="stopped").output_dir + "/metrics.json")
+    assert stop.value.code == 130 and record["status"] == "interrupted", record["error"]
+    assert record["error"] == "KeyboardInterrupt: stopped by the user"
+    assert "add resume=true to the same command to resume it" in capsys.readouterr().err
+    resumed = train(make_cfg("epochs=2", name="stopped"))
+    assert resumed["status"] == "done" and resumed["timing"]["epochs_timed"] == 2  # epoch 0 was kept
 
 
 def test_a_run_killed_before_the_branch_resumes_and_shares_its_dense_model(make_cfg, tmp_path: Path) -> None:

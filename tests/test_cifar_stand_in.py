@@ -186,3 +186,14 @@ def test_a_run_on_the_stand_in_records_it_and_keys_its_dense_model_by_it(
     (meta,) = cache.glob("*/dense.json")
     assert json.loads(meta.read_text())["identity"]["data_source"] == "jpeg-stand-in"  # not a real CIFAR10 dense model
     assert len(stand_in_lines(caplog)) == 1
+
+
+def test_the_cifar10_jpeg_option_is_cifar10_reading_the_stand_in(tmp_path: Path) -> None:
+    """dataset=cifar10_jpeg: a sweep over data sets can name the stand-in (dataset.jpeg_stand_in would be refused
+    by MNIST's DataModule); it is the same run as dataset=cifar10 dataset.jpeg_stand_in=true."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        option = compose("train", overrides=["dataset=cifar10_jpeg", f"output_dir={tmp_path}"])
+        flag = compose("train", overrides=["dataset=cifar10", "dataset.jpeg_stand_in=true", f"output_dir={tmp_path}"])
+    assert option.dataset == flag.dataset and option.dataset.jpeg_stand_in is True
+    assert run_identity(option) == run_identity(flag)
+    check_config(option)

@@ -112,6 +112,11 @@ BAD = [
     ("trainer.enable_model_summary=yes", "trainer.enable_model_summary='yes'"),
     ("+trainer.max_epoch=3", "trainer.max_epoch=3"),
     ("trainer.accelerator=tpu", "trainer.accelerator='tpu'"),  # not on this machine
+    ("+trainer.limit_train_batches=0", "trainer.limit_train_batches=0"),  # would train nothing
+    ("+trainer.max_steps=3", "trainer.max_steps=3"),  # would end before the branch
+    ("+trainer.gradient_clip_val=abc", "trainer.gradient_clip_val='abc'"),
+    ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0"),
+    ("+betta=3", "betta=3"),  # Hydra's hint for a misspelled key: nothing reads it
     # top-level and launch
     ("epochs=0", "epochs=0"),
     ("epochs=abc", "epochs='abc'"),

@@ -58,6 +58,16 @@ def test_missing_files_fail_naming_folder_and_files(tmp_path: Path, monkeypatch:
     assert message.startswith(f"data_dir='{tmp_path / 'nowhere'}': ")
 
 
+def test_damaged_files_are_named_damaged_not_missing(tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"\x00\x00\x08\x03" + bytes(100))  # a header, then far too few pixels
+    with pytest.raises(DataNotFoundError) as err:
+        MNISTDataModule(tmp_path).prepare_data()
+    assert f"the MNIST files in {raw} cannot be read (" in str(err.value) and "Put intact copies of " in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "line"),
     [

@@ -17,6 +17,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from bvp.config import OutputFolders, Schema, _is_part, _leaves, _parts, check_config, settings_of, user_key
+from bvp.identity import run_identity
+from bvp.io import atomic_write_json
+from bvp.names import METRICS_FILE
 from bvp.report.main import main as report_main
 from bvp.rules import Boolean, Choice, ConfigError, Derived, Integer, Integers, Number, PathName, Spec, Subset, Text
 from bvp.trainer import Batches, Devices
@@ -138,9 +141,39 @@ def test_a_ckpt_path_that_is_not_a_lightning_checkpoint_is_refused(make_cfg, tmp
             check_config(make_cfg(f"ckpt_path={path}"))
         (line,) = err.value.errors
         assert line.startswith(f"ckpt_path='{path}': {why}") and line.endswith("; give the path of a last.ckpt"), line
-    lightning = tmp_path / "last.ckpt"  # what Lightning's checkpoints hold at least
+    lightning = tmp_path / "old" / "checkpoints" / "last.ckpt"  # what Lightning's checkpoints hold at least
+    lightning.parent.mkdir(parents=True)
     torch.save({"state_dict": {"weight": torch.zeros(2)}, "pytorch-lightning_version": "2.6.6", "epoch": 0}, lightning)
+    atomic_write_json(tmp_path / "old" / METRICS_FILE, {"identity": run_identity(make_cfg())})  # the run that wrote it
     check_config(make_cfg(f"ckpt_path={lightning}"))
+
+
+def test_a_ckpt_path_of_another_run_or_of_no_run_is_refused(make_cfg, tmp_path: Path) -> None:
+    """Resuming another run's checkpoint would record its training under these settings (model=cnn, say)."""
+    ckpt = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.6", "epoch": 0}, ckpt)
+    with pytest.raises(ConfigError) as err:
+        check_config(make_cfg(f"ckpt_path={ckpt}"))
+    (line,) = err.value.errors
+    assert line.startswith(f"ckpt_path='{ckpt}': no metrics.json with the run's identity beside its checkpoints/"), line
+    atomic_write_json(tmp_path / "old" / METRICS_FILE, {"identity": run_identity(make_cfg("beta=4"))})
+    with pytest.raises(ConfigError) as err:
+        check_config(make_cfg(f"ckpt_path={ckpt}", "seed=3"))
+    assert err.value.errors == [
+        f"ckpt_path='{ckpt}': another run's checkpoint (beta=1.0 here, 4 there; seed=3 here, 0 there); "
+        "give that run's settings, or drop ckpt_path"
+    ]
+
+
+def test_a_key_that_nothing_reads_is_refused_with_the_nearest_setting(make_cfg) -> None:
+    """Hydra's hint for a misspelled key (+betta=3) would otherwise run beta=1 with betta=3 in its identity."""
+    with pytest.raises(ConfigError) as err:
+        check_config(make_cfg("+betta=3", "+callbacks.bogus=1"))
+    betta, bogus = sorted(err.value.errors)
+    assert betta == "betta=3: not a setting of bvp (nothing reads it); did you mean beta?"
+    assert bogus.startswith("callbacks.bogus=1: not a setting of bvp (nothing reads it); the settings outside the parts")
+    check_config(make_cfg("callbacks.epoch_line=null"))  # a callback switched off is no setting of its own
 
 
 def test_a_run_or_sweep_folder_that_cannot_be_created_exits_with_one_line(

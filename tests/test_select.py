@@ -42,7 +42,11 @@ def test_test_metrics_and_confounded_sweeps_are_refused(tmp_path: Path, capsys: 
             "--metric=dense_test_acc: a setting is chosen on validation",
         ),
         ([str(sweep(tmp_path / "c", {"lr": 0.01})), "--key", "model.cls_weight"], "also differ in lr"),
-        ([runs, "--key", "model.recon_weight"], "--key=model.recon_weight: the runs also differ in model.cls_weight"),
+        ([runs, "--key", "beta"], "--key=beta: the runs also differ in model.cls_weight"),
+        (
+            [runs, "--key", "model.cls_wieght"],
+            "--key=model.cls_wieght: not a setting of these runs; did you mean model.cls_weight?",
+        ),
         ([str(tmp_path / "nowhere"), "--key", "model.cls_weight"], "no metrics.json under it"),
         ([runs + "/model.cls_weight=10.0,seed=0", "--key", "model.cls_weight"], "one value of it (10); nothing to choose"),
     ):

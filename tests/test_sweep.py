@@ -51,32 +51,33 @@ def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
     out = tmp_path / "sweep"
     broken = out / "dataset=mnist,model=beta_vae,beta=10,seed=1" / "checkpoints" / "last.ckpt"
     broken.parent.mkdir(parents=True)
-    broken.write_bytes(b"not a checkpoint")  # this job will try to resume from it and fail
+    broken.write_bytes(b"not a checkpoint")  # this job would resume from it: it is refused, saying what to do
 
     first = sweep(out, mnist_root, tiny_experiment, *GRID)
-    assert first.returncode != 0  # Hydra reports the failed job once all jobs have run
     runs = records(out)
     assert sorted(runs) == [
         "dataset=mnist,model=beta_vae,beta=1,seed=0",
         "dataset=mnist,model=beta_vae,beta=1,seed=1",
         "dataset=mnist,model=beta_vae,beta=10,seed=0",
-        "dataset=mnist,model=beta_vae,beta=10,seed=1",
     ]
     assert [r["status"] for r in runs.values()].count("done") == 3
-    failed = runs["dataset=mnist,model=beta_vae,beta=10,seed=1"]
-    assert failed["status"] == "failed" and failed["error"]
+    (refused,) = json.loads((out / "sweep.json").read_text())["refused"]
+    (line,) = refused["errors"]
+    assert line.startswith(f"{broken}: not a Lightning checkpoint (") and line.endswith(
+        "; delete it to train this run from the start"
+    )
     assert "sweep: 100%" in first.stderr and "4/4" in first.stderr  # the progress bar
 
     result = report(out, resamples=200)
     summary = (result["out_dir"] / "summary.md").read_text()
-    assert "## Failed or unfinished runs (1)" in summary and "beta=10,seed=1`: failed" in summary
+    assert "## Refused runs (1)" in summary and "delete it to train this run from the start" in summary
     assert result["done"] == 3 and result["missing"] == 0
 
     stamps = {name: (out / name / "metrics.json").stat().st_mtime_ns for name, r in runs.items() if r["status"] == "done"}
     broken.unlink()
     second = sweep(out, mnist_root, tiny_experiment, *GRID)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert all(r["status"] == "done" for r in records(out).values())
+    assert len(records(out)) == 4 and all(r["status"] == "done" for r in records(out).values())
     assert all((out / name / "metrics.json").stat().st_mtime_ns == t for name, t in stamps.items())  # skipped
 
 

@@ -9,8 +9,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from bvp.config import ConfigError
 from bvp.module import ClassifModule
-from bvp.run import train
+from bvp.names import RUN_LOCK
+from bvp.run import held, train
 
 TIMING = "timing"
 
@@ -95,3 +97,32 @@ def test_dsprites_run_trains_prunes_and_records_disentanglement(make_cfg, tmp_pa
     assert "kl" not in metrics and "dense_kl" in metrics  # ce fine-tuning drops the log-variance layer
     acc, _ = scalars(tmp_path / "run")
     assert "val/latent_traversal" in acc.Tags()["images"]
+
+
+def test_a_damaged_metrics_json_is_run_again_with_a_warning(make_cfg, tmp_path: Path, caplog) -> None:
+    """Atomic writes never leave half a record, but a disk or a hand can: the run is read as not done and runs again."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text('{"status": "do')
+    record = train(make_cfg("pruning=none", "epochs=1"))
+    assert record["status"] == "done" and json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "done"
+    assert "metrics.json is damaged (" in caplog.text and "read as missing" in caplog.text
+
+
+def test_a_damaged_checkpoint_is_refused_with_what_to_do(make_cfg, tmp_path: Path) -> None:
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ConfigError) as err:
+        train(make_cfg("pruning=none", "epochs=1"))
+    (line,) = err.value.errors
+    assert line.startswith(f"{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}: not a Lightning checkpoint (")
+    assert line.endswith("; delete it to train this run from the start") and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_run_another_process_is_running_is_skipped(make_cfg, tmp_path: Path, caplog) -> None:
+    """Two sweeps over one folder: the second skips the run the first holds (its lock) instead of training it too."""
+    cfg = make_cfg("pruning=none", "epochs=1")
+    with held(tmp_path / "run" / RUN_LOCK) as mine:  # the first process
+        assert mine
+        assert train(cfg) == {} and not (tmp_path / "run" / "metrics.json").exists()
+    assert "another process is running it" in caplog.text
+    assert train(cfg)["status"] == "done"  # once it let go, the run is free

@@ -166,9 +166,17 @@ class DeviceDataModule(L.LightningDataModule):
                 self._dataset(train, download=True)
         except Exception as err:  # torchvision raises URLError, RuntimeError, OSError, ... offline
             failure = " ".join(str(err).split())  # one line: torchvision's messages span several
+            present = [
+                n for n in self.expected_files if (folder / n).is_file() or (folder / Path(n).stem).is_file()
+            ]  # or extracted
+            what = (  # all there, yet unreadable: damaged, not missing
+                f"the {self.name} files in {folder} cannot be read"
+                if len(present) == len(self.expected_files)
+                else f"no usable {self.name} files in {folder} and the download failed"
+            )
             raise DataNotFoundError(
-                f"data_dir={str(self.data_dir)!r}: no usable {self.name} files in {folder} and the download failed "
-                f"({type(err).__name__}: {failure}). Put {', '.join(self.expected_files)} there, or point data_dir=... "
+                f"data_dir={str(self.data_dir)!r}: {what} ({type(err).__name__}: {failure}). Put "
+                f"{'intact copies of ' if present else ''}{', '.join(self.expected_files)} there, or point data_dir=... "
                 f"(or $BVP_DATA_DIR) at a writable folder that holds {self.subfolder}/."
             ) from err
 

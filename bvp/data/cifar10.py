@@ -138,7 +138,7 @@ class CIFAR10DataModule(DeviceDataModule):
         except DataNotFoundError as err:
             raise DataNotFoundError(
                 f"{err} Offline, a JPEG stand-in (lossy pixels, not CIFAR-10) can be read with dataset.jpeg_stand_in=true "
-                f"from {self.stand_in_root / self.subfolder}, which `make data` writes (docs/data.md)."
+                f"(or dataset=cifar10_jpeg) from {self.stand_in_root / self.subfolder}, which `make data` writes (docs/data.md)."
             ) from err.__cause__
 
     def setup(self, stage: str | None = None) -> None:

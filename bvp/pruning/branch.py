@@ -20,7 +20,7 @@ from typing import Any
 
 import lightning.pytorch as L
 
-from bvp.io import atomic_write_json, read_json
+from bvp.io import atomic_write_json, readable_json
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class DenseCache:
     # -- the checkpoint ---------------------------------------------------------------------------
     def problem(self) -> str | None:
         """None if the cached checkpoint can be used; else why not."""
-        meta = read_json(self.meta)
+        meta = readable_json(self.meta)
         if meta is None or not self.ckpt.is_file():
             return "no dense checkpoint cached yet"
         if meta.get("identity") != self.identity:
@@ -80,7 +80,7 @@ class DenseCache:
         never used, but worth saying why this run trains again."""
         mine = {k: v for k, v in self.identity.items() if k != "code"}
         for meta in sorted(self.dir.parent.glob("*/dense.json")):
-            theirs = (read_json(meta) or {}).get("identity") or {}
+            theirs = (readable_json(meta) or {}).get("identity") or {}
             if meta != self.meta and {k: v for k, v in theirs.items() if k != "code"} == mine:
                 return meta.parent / "dense.ckpt"
         return None

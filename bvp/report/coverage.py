@@ -26,7 +26,9 @@ def coverage(n: int, simulations: int = 1000, resamples: int = 2000, seed: int =
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bvp.report.coverage", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bvp.report.coverage", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, nargs="+", default=[5, 10], help="sample sizes (default 5 10)")
     parser.add_argument("--simulations", type=int, default=1000)
     parser.add_argument("--resamples", type=int, default=2000)

@@ -9,6 +9,7 @@ choice as JSON, the record of how a setting was chosen (issues 20 and 21: ``mode
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,10 @@ def candidates(runs: list[Run], key: str, metric: str) -> list[dict[str, Any]]:
     if "test" in metric:
         raise SelectionError(f"--metric={metric}: a setting is chosen on validation data only; give e.g. dense_val_acc")
     done, _ = done_runs(runs)
+    known = sorted({k for r in done for k in r.identity})
+    if done and key not in known:
+        close = difflib.get_close_matches(key, known, n=1)
+        raise SelectionError(f"--key={key}: not a setting of these runs" + (f"; did you mean {close[0]}?" if close else ""))
     others = [k for k in varying_keys(done) if k != key]
     if others:
         raise SelectionError(
@@ -49,7 +54,9 @@ def candidates(runs: list[Run], key: str, metric: str) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bvp.report.select", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bvp.report.select", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sweep_dir", type=Path, help="a sweep over --key, e.g. outputs/select/cifar10")
     parser.add_argument("--key", required=True, help="the identity key to choose, e.g. model.cls_weight")
     parser.add_argument("--metric", default="dense_val_acc", help="a validation metric (default dense_val_acc)")

@@ -54,12 +54,16 @@ def count(n: int) -> str:
 
 
 # -- runs and groups -----------------------------------------------------------------------------------
+WHAT = ("dataset", "dataset_source", "model")  # runs.csv's columns always: which data (and files) and network
+
+
 def run_rows(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
-    """runs.csv: every run, its varying keys, seed, normalised beta and every metric (lists as JSON)."""
+    """runs.csv: every run, its data and model (varying or not), its varying keys, seed, normalised beta and every
+    metric (lists as JSON)."""
     out = []
     for run in runs:
         row = {"run_dir": run.run_dir, "status": run.status, "error": run.error}
-        row |= {k: run.identity.get(k) for k in keys}
+        row |= {k: run.identity.get(k) for k in (*WHAT, *keys)}
         row |= {SEED: run.identity.get(SEED), "beta_norm": normalised_beta(run)}
         row |= {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in run.metrics.items()}
         out.append(row)
@@ -309,13 +313,22 @@ def _seed_mean(seeds: list[dict[str, Any]], name: str) -> str:
 
 
 def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], missing: list[list[str]]) -> list[str]:
-    """summary.md's head: the run counts, what the groups are, how to read a cell."""
+    """summary.md's head: the run counts, the data and models they ran, what the groups are, how to read a cell."""
     done = sum(r.status == "done" for r in runs)
+    data = sorted(
+        {
+            f"{r.identity.get('dataset')}" + (f" ({r.identity['dataset_source']})" if r.identity.get("dataset_source") else "")
+            for r in runs
+        }
+    )
+    models = sorted({str(r.identity.get("model")) for r in runs})
     return [
         f"# Sweep summary: {title}",
         "",
         f"{len(runs)} run folders: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or unfinished; "
         f"{len(missing)} jobs of sweep.json never started.",
+        "",
+        f"Data: {', '.join(data) or '-'}. Models: {', '.join(models) or '-'}.",
         "",
         "Groups: every identity key that varies across the done runs, seed aside (seeds are the replicates): "
         + (", ".join(f"`{k}`" for k in keys) or "none")
