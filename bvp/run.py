@@ -219,8 +219,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not mine or done(path):  # two sweeps over one folder: the first to start a run runs it
             log.warning("%s: another process is running it (or has just finished it); skipped here", out_dir)
             return readable_json(path) or {}
-        ckpt = parts[3]
-        if ckpt is not None and (problem := checkpoint_problem(ckpt)) is not None:  # a disk or a copy damaged it
+        ckpt = parts[3]  # a ckpt_path was read by check_config already; the run's own checkpoint is read here
+        if ckpt is not None and ckpt != cfg.get("ckpt_path") and (problem := checkpoint_problem(ckpt)) is not None:
             raise ConfigError([f"{ckpt}: {problem}; delete it to train this run from the start"])
         return record_run(cfg, parts, out_dir)
 
