@@ -1,14 +1,17 @@
-"""Atomic file writes (a crash leaves either the old file or the new one, never half of one), and whether a
-folder can be written into at all, asked before anything is written."""
+"""Atomic file writes (a crash leaves either the old file or the new one, never half of one), file locks, and
+whether a folder can be written into at all, asked before anything is written."""
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,47 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class FileLock:
+    """An exclusive lock (flock) on the file ``path``, made if missing. The kernel releases it when its process
+    dies, so a killed run never keeps a folder, a cache entry or a sweep record locked."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock (waiting while another process holds it, unless ``wait`` is false); True if held."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:  # another process holds it, and this one does not wait
+                os.close(fd)
+                return False
+            except BaseException:  # an interrupt while waiting
+                os.close(fd)
+                raise
+            self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+
+@contextmanager
+def locked(path: str | os.PathLike, wait: bool = True) -> Iterator[bool]:
+    """``FileLock(path)`` held while the block runs: True if this process holds it, False if another does
+    (only when ``wait`` is false)."""
+    lock = FileLock(path)
+    try:
+        yield lock.acquire(wait)
+    finally:
+        lock.release()
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 METRICS_FILE = "metrics.json"  # a run's record: status, identity, metrics (bvp.run)
 LAST_CHECKPOINT = "checkpoints/last.ckpt"  # what a killed run resumes from
-RUN_LOCK = ".run.lock"  # held by the process running a run (bvp.run.held): a second sweep over the folder skips it
+RUN_LOCK = ".run.lock"  # held by the process running a run (bvp.io.locked): a second sweep over the folder skips it
 SWEEP_FILE = "sweep.json"  # a sweep's plan: every job's overrides, and the refused ones (bvp.sweep)
+SWEEP_LOCK = ".sweep.json.lock"  # held while a job reads-modifies-writes sweep.json: parallel jobs take turns
 OVERRIDES_FILE = ".hydra/overrides.yaml"  # a job's command-line overrides, as Hydra writes them
 MULTIRUN_FILE = "multirun.yaml"  # a sweep's composed config, as Hydra writes it (its hydra.sweeper.params)
 EXPORT_FILE = "classifier.pt2"  # the deployed classifier (torch.export, bvp.export)

@@ -8,14 +8,11 @@ and one holding ``checkpoints/last.ckpt`` is resumed, so re-running a sweep fini
 from __future__ import annotations
 
 import copy
-import fcntl
 import logging
 import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,7 @@ from bvp.evaluation.measure import snapshot
 from bvp.evaluation.monitor import curves
 from bvp.export import export_classifier
 from bvp.identity import code_fingerprint, code_version, dense_identity, run_identity
-from bvp.io import atomic_write_json, readable_json
+from bvp.io import atomic_write_json, locked, readable_json
 from bvp.names import LAST_CHECKPOINT, METRICS_FILE, RUN_LOCK
 from bvp.pruning import DecoderStripPruning
 from bvp.pruning.branch import DenseCache
@@ -215,7 +212,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("%s is done already: skipping (delete it to run again)", path)
         return readable_json(path) or {}
     parts = prepare(cfg, out_dir)  # a ConfigError leaves before anything is written
-    with held(out_dir / RUN_LOCK) as mine:
+    with locked(out_dir / RUN_LOCK, wait=False) as mine:
         if not mine or done(path):  # two sweeps over one folder: the first to start a run runs it
             log.warning("%s: another process is running it (or has just finished it); skipped here", out_dir)
             return readable_json(path) or {}
@@ -234,23 +231,6 @@ def how_to_resume(out_dir: Path) -> str:
 
 def done(path: Path) -> bool:
     return (readable_json(path) or {}).get("status") == "done"
-
-
-@contextmanager
-def held(lock_path: Path) -> Iterator[bool]:
-    """An exclusive, non-blocking lock on ``lock_path`` while the block runs: True if this process holds it, False
-    if another does. The kernel releases it when its process dies, so a killed run never keeps its folder."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def record_run(cfg: DictConfig, parts: Prepared, out_dir: Path) -> dict[str, Any]:

@@ -4,14 +4,11 @@ are in bvp.resolvers."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from bvp.config import ConfigError, config_error_lines
-from bvp.io import atomic_write_json, read_json, readable_json
-from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
+from bvp.io import atomic_write_json, locked, read_json, readable_json
+from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE, SWEEP_LOCK
 from bvp.resolvers import launch_errors
 
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", OVERRIDES_FILE)  # what Hydra writes in a job's folder
@@ -47,17 +44,6 @@ def statuses(sweep_dir: Path) -> dict[str, int]:
         status = (readable_json(path) or {}).get("status", "unknown")
         counts[status] = counts.get(status, 0) + 1
     return counts
-
-
-@contextmanager
-def locked(sweep_dir: Path) -> Iterator[None]:
-    """Holds an exclusive lock on the sweep's record: parallel jobs read-modify-write it one at a time."""
-    with open(sweep_dir / f".{SWEEP_FILE}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def discard_job_dir() -> bool:
@@ -93,7 +79,7 @@ class SweepProgress(Callback):
         params = config.hydra.sweeper.get("params")
         jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        with locked(sweep_dir):  # a sweep re-run with other seeds (bvp.study) adds its jobs to the record
+        with locked(sweep_dir / SWEEP_LOCK):  # a sweep re-run with other seeds (bvp.study) adds its jobs to the record
             info = read_json(sweep_dir / SWEEP_FILE) or {}
             known = info.get("jobs", [])
             now = {frozenset(job) for job in jobs}  # a job is its set of overrides, in any order
@@ -116,7 +102,7 @@ class SweepProgress(Callback):
         lines = config_error_lines(err) if isinstance(err, Exception) else None
         if lines is not None:
             overrides = list(config.hydra.overrides.task)
-            with locked(sweep_dir):
+            with locked(sweep_dir / SWEEP_LOCK):
                 info = read_json(sweep_dir / SWEEP_FILE) or {}
                 info.setdefault("refused", []).append({"overrides": overrides, "errors": lines})
                 atomic_write_json(sweep_dir / SWEEP_FILE, info)

@@ -10,9 +10,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bvp.config import ConfigError
+from bvp.io import locked
 from bvp.module import ClassifModule
 from bvp.names import RUN_LOCK
-from bvp.run import held, train
+from bvp.run import train
 
 TIMING = "timing"
 
@@ -121,7 +122,7 @@ def test_a_damaged_checkpoint_is_refused_with_what_to_do(make_cfg, tmp_path: Pat
 def test_a_run_another_process_is_running_is_skipped(make_cfg, tmp_path: Path, caplog) -> None:
     """Two sweeps over one folder: the second skips the run the first holds (its lock) instead of training it too."""
     cfg = make_cfg("pruning=none", "epochs=1")
-    with held(tmp_path / "run" / RUN_LOCK) as mine:  # the first process
+    with locked(tmp_path / "run" / RUN_LOCK, wait=False) as mine:  # the first process
         assert mine
         assert train(cfg) == {} and not (tmp_path / "run" / "metrics.json").exists()
     assert "another process is running it" in caplog.text

@@ -10,7 +10,6 @@ never loaded; the run says why and trains the dense model again.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ from typing import Any
 
 import lightning.pytorch as L
 
-from bvp.io import atomic_write_json, readable_json
+from bvp.io import FileLock, atomic_write_json, readable_json
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +40,15 @@ class DenseCache:
         self.key = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(root) / self.key
         self.ckpt, self.meta = self.dir / "dense.ckpt", self.dir / "dense.json"
-        self._lock: int | None = None
+        self._lock = FileLock(self.dir / ".lock")
 
     # -- the lock -------------------------------------------------------------------------------
     def acquire(self, wait: bool = True) -> bool:
         """Take the lock (waiting while another run holds it, unless ``wait`` is false); True if held."""
-        if self._lock is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            self._lock = fd
-        return True
+        return self._lock.acquire(wait)
 
     def release(self) -> None:
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            os.close(self._lock)
-            self._lock = None
+        self._lock.release()
 
     # -- the checkpoint ---------------------------------------------------------------------------
     def problem(self) -> str | None:
