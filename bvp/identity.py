@@ -55,14 +55,18 @@ def _skipped(key: str) -> bool:
 
 
 def _scalar(value: Any) -> Any:
+    """One value, written one way: a list as a comma-joined string, a whole float as an int (``beta: 1.0`` and
+    ``beta=1`` are one run, one dense-cache key and one report cell)."""
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        return ",".join(str(_scalar(v)) for v in value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
     return value
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     """Every scalar setting of ``cfg`` that is its own (not ``${...}`` of another key) and not bookkeeping,
-    by dotted key, resolved; lists become comma-joined strings. ``dataset`` and ``model`` name the
+    by dotted key, resolved; lists become comma-joined strings and whole floats ints. ``dataset`` and ``model`` name the
     dataset and network (from their ``_target_``); other ``_target_``/``_partial_`` entries are left out."""
     out: dict[str, Any] = {}
     if "dataset" in cfg and "_target_" in cfg.dataset:
@@ -84,7 +88,7 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
             elif isinstance(value, ListConfig):
                 out[path] = _scalar(OmegaConf.to_container(value, resolve=True))
             else:
-                out[path] = value
+                out[path] = _scalar(value)
 
     walk(cfg, "")
     return dict(sorted(out.items()))

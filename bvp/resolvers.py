@@ -1,9 +1,12 @@
 """The config resolvers of conf/: ``${mul:a,b}`` (hydra/launcher=gpus: jobs at once = launch.gpus x
-launch.jobs_per_gpu) and ``${join:a,b,...}`` (sweep folder names without empty parts). ``import bvp`` registers
-them, so any import of the package makes conf/ compose: train.py, launcher workers, Hydra's compose API."""
+launch.jobs_per_gpu) and ``${join:a,b,...}`` (sweep folder names without empty parts, numbers written one way).
+``import bvp`` registers them, so any import of the package makes conf/ compose: train.py, launcher workers,
+Hydra's compose API."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,8 +30,32 @@ def parallel_jobs(gpus: Any, jobs_per_gpu: Any) -> int:
     return gpus * jobs_per_gpu
 
 
+def canonical_number(text: str) -> str:
+    """A number written one way (``1``, ``1.0`` and ``1e0`` -> ``1``; ``0.50`` -> ``0.5``), anything else as it is:
+    ``beta=1`` typed and the default ``beta: 1.0`` name one run folder, so a re-run finds the run it finished."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value) or text.strip().lower().startswith(("0x", "0b", "0o")):
+        return text
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def folder_name(*parts: Any) -> str:
+    """${join:...}: the non-empty ``key=value`` parts joined by commas, each value a ``canonical_number``."""
+    items = (item for part in parts for item in str(part).split(",") if item)
+    return ",".join(f"{key}={canonical_number(value)}" if sep else key for key, sep, value in (i.partition("=") for i in items))
+
+
+def job_key(overrides: Iterable[str]) -> frozenset[str]:
+    """A sweep job as a set of overrides, in any order and with numbers written one way: ``beta=1.0`` typed
+    again is the job ``beta=1`` was, which the run folder it shares says too."""
+    return frozenset(folder_name(o) for o in overrides)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", parallel_jobs)
     if not OmegaConf.has_resolver("join"):
-        OmegaConf.register_new_resolver("join", lambda *parts: ",".join(str(p) for p in parts if str(p)))
+        OmegaConf.register_new_resolver("join", folder_name)

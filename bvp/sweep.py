@@ -25,7 +25,7 @@ from tqdm import tqdm
 from bvp.config import ConfigError, config_error_lines
 from bvp.io import atomic_write_json, locked, read_json, readable_json
 from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE, SWEEP_LOCK
-from bvp.resolvers import launch_errors
+from bvp.resolvers import job_key, launch_errors
 
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", OVERRIDES_FILE)  # what Hydra writes in a job's folder
 
@@ -82,10 +82,10 @@ class SweepProgress(Callback):
         with locked(sweep_dir / SWEEP_LOCK):  # a sweep re-run with other seeds (bvp.study) adds its jobs to the record
             info = read_json(sweep_dir / SWEEP_FILE) or {}
             known = info.get("jobs", [])
-            now = {frozenset(job) for job in jobs}  # a job is its set of overrides, in any order
-            refused = [r for r in info.get("refused", []) if frozenset(r["overrides"]) not in now]  # these run again now
-            seen = {frozenset(job) for job in known}
-            jobs = known + [job for job in jobs if frozenset(job) not in seen]
+            now = {job_key(job) for job in jobs}
+            refused = [r for r in info.get("refused", []) if job_key(r["overrides"]) not in now]  # these run again now
+            seen = {job_key(job) for job in known}
+            jobs = known + [job for job in jobs if job_key(job) not in seen]
             started = info.get("started", time.time())  # the first invocation's, as the finished runs counted are
             atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": started, "refused": refused})
         self._draw(sweep_dir)

@@ -17,9 +17,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from bvp.config import OutputFolders, Schema, _is_part, _leaves, _parts, check_config, settings_of, user_key
-from bvp.identity import run_identity
+from bvp.identity import dense_identity, run_identity
 from bvp.io import atomic_write_json
 from bvp.names import METRICS_FILE
+from bvp.pruning.branch import DenseCache
 from bvp.report.main import main as report_main
 from bvp.rules import Boolean, Choice, ConfigError, Derived, Integer, Integers, Number, PathName, Spec, Subset, Text
 from bvp.trainer import Batches, Devices
@@ -161,9 +162,17 @@ def test_a_ckpt_path_of_another_run_or_of_no_run_is_refused(make_cfg, tmp_path: 
     with pytest.raises(ConfigError) as err:
         check_config(make_cfg(f"ckpt_path={ckpt}", "seed=3"))
     assert err.value.errors == [
-        f"ckpt_path='{ckpt}': another run's checkpoint (beta=1.0 here, 4 there; seed=3 here, 0 there); "
+        f"ckpt_path='{ckpt}': another run's checkpoint (beta=1 here, 4 there; seed=3 here, 0 there); "
         "give that run's settings, or drop ckpt_path"
     ]
+
+
+def test_a_number_written_otherwise_is_the_same_run_and_the_same_dense_model(make_cfg, tmp_path: Path) -> None:
+    """beta=1 typed and the default beta: 1.0 are one run: one identity and one dense-cache entry (no retraining)."""
+    default, typed = run_identity(make_cfg()), run_identity(make_cfg("beta=1", "lr=0.001", "model.cls_weight=1e1"))
+    assert default == typed and default["beta"] == 1 and isinstance(default["beta"], int)
+    assert run_identity(make_cfg("beta=0.5"))["beta"] == 0.5
+    assert DenseCache(tmp_path, dense_identity(default, 30)).key == DenseCache(tmp_path, dense_identity(typed, 30)).key
 
 
 def test_a_key_that_nothing_reads_is_refused_with_the_nearest_setting(make_cfg) -> None:

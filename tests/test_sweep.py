@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bvp.report import report
+from bvp.resolvers import canonical_number, folder_name, job_key
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["beta=1,10", "seed=0,1"]
@@ -39,6 +40,25 @@ def sweep(sweep_dir: Path, data: Path, extra_conf: Path, *args: str) -> subproce
     cmd = [sys.executable, "train.py", "-m", f"--config-dir={extra_conf}", "experiment=tiny", f"data_dir={data}"]
     cmd += [f"hydra.sweep.dir={sweep_dir}", f"cache_dir={sweep_dir.parent / 'dense_cache'}", *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        *[("1", "1"), ("1.0", "1"), ("1e1", "10"), ("0.50", "0.5"), ("-2.0", "-2"), ("1e-07", "1e-07"), ("0x10", "0x10")],
+        *[("inf", "inf"), ("nan", "nan"), ("beta_vae", "beta_vae"), ("true", "true"), ("[1,2]", "[1,2]"), ("", "")],
+    ],
+)
+def test_a_number_is_written_one_way_and_anything_else_as_it_is(text: str, expected: str) -> None:
+    assert canonical_number(text) == expected
+
+
+def test_run_folders_and_jobs_are_the_same_however_their_numbers_are_written() -> None:
+    assert folder_name("dataset=mnist", "beta=1.0", "seed=0", "") == "dataset=mnist,beta=1,seed=0"
+    assert folder_name("pruning.amount=0.50,model.cls_weight=1e1,pruning=none") == (
+        "pruning.amount=0.5,model.cls_weight=10,pruning=none"
+    )
+    assert job_key(["seed=0", "beta=10.0"]) == job_key(["beta=10", "seed=0"]) != job_key(["beta=1", "seed=0"])
 
 
 def records(sweep_dir: Path) -> dict[str, dict]:
@@ -75,10 +95,13 @@ def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
 
     stamps = {name: (out / name / "metrics.json").stat().st_mtime_ns for name, r in runs.items() if r["status"] == "done"}
     broken.unlink()
-    second = sweep(out, mnist_root, tiny_experiment, *GRID)
+    second = sweep(out, mnist_root, tiny_experiment, "beta=1.0,1e1", "seed=0,1")  # the same numbers, written otherwise
     assert second.returncode == 0, second.stderr[-2000:]
     assert len(records(out)) == 4 and all(r["status"] == "done" for r in records(out).values())
     assert all((out / name / "metrics.json").stat().st_mtime_ns == t for name, t in stamps.items())  # skipped
+    assert len(json.loads((out / "sweep.json").read_text())["jobs"]) == 4  # one job each, however it was written
+    again = report(out, resamples=200)
+    assert again["done"] == 4 and again["missing"] == 0
 
 
 def test_joblib_launcher_runs_two_jobs_in_parallel_on_cpu(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:

@@ -16,6 +16,7 @@ import yaml
 
 from bvp.io import read_json
 from bvp.names import CURVE, METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
+from bvp.resolvers import job_key
 
 SEED = "seed"
 AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
@@ -75,7 +76,7 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
     if identity.get("model") == "cnn":
         identity["beta"] = None
     overrides_file = path.parent / OVERRIDES_FILE
-    overrides = frozenset(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else frozenset()
+    overrides = job_key(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else frozenset()
     return Run(
         run_dir=str(path.parent.relative_to(sweep_dir)),
         status=record.get("status", "unknown"),
@@ -103,8 +104,8 @@ def refused_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
 def missing_jobs(sweep_dir: Path, runs: list[Run]) -> list[list[str]]:
     """The override lists in sweep.json that no run folder was started with and that were not refused."""
     expected = (read_json(sweep_dir / SWEEP_FILE) or {}).get("jobs", [])
-    present = {run.overrides for run in runs} | {frozenset(job["overrides"]) for job in refused_jobs(sweep_dir)}
-    return [job for job in expected if frozenset(job) not in present]
+    present = {run.overrides for run in runs} | {job_key(job["overrides"]) for job in refused_jobs(sweep_dir)}
+    return [job for job in expected if job_key(job) not in present]
 
 
 def done_runs(runs: list[Run]) -> tuple[list[Run], list[Run]]:
