@@ -1,6 +1,6 @@
-"""Sweep plumbing: a Hydra callback that records a sweep's jobs (and those refused for a bad setting) and
-shows its progress, and the per-job device and thread assignment for parallel launchers. The config resolvers
-are in bvp.resolvers."""
+"""Sweep plumbing: Hydra callbacks that check a sweep's values before its first job, record its jobs (and those
+refused for a bad setting) and show its progress, and the per-job device and thread assignment for parallel
+launchers. The config resolvers are in bvp.resolvers."""
 
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ from typing import Any
 
 import torch
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from bvp.config import ConfigError, config_error_lines
+from bvp.config import ConfigError, check_config, config_error_lines, refuse
 from bvp.io import atomic_write_json, locked, read_json, readable_json
 from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE, SWEEP_LOCK
 from bvp.resolvers import job_key, launch_errors
@@ -35,6 +36,52 @@ def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[s
     args = [f"{k}={v}" for k, v in params.items()] + list(task_overrides)
     (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
     return batch
+
+
+def covering(jobs: list[list[str]]) -> list[list[str]]:
+    """The jobs, in order, that bring an override no earlier one had: together they hold every value of every
+    swept key (about the sum of the value counts, not their product)."""
+    seen: set[str] = set()
+    out = []
+    for job in jobs:
+        if not seen.issuperset(job):
+            out.append(job)
+            seen.update(job)
+    return out
+
+
+def sweep_config_errors(config: DictConfig) -> list[str]:
+    """The 'key=value: what to write instead' lines of the sweep's covering jobs, each composed as Hydra will
+    compose it and checked as the job will check it (``check_config``), one line per distinct error."""
+    params = config.hydra.sweeper.get("params")
+    jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
+    loader = GlobalHydra.instance().config_loader()
+    errors: list[str] = []
+    for job in covering(jobs):
+        try:
+            cfg = loader.load_sweep_config(config, list(job))
+            with open_dict(cfg):
+                cfg.output_dir = str(config.hydra.sweep.dir)  # the job's own folder is named later, inside it
+                del cfg["hydra"]  # as Hydra hands the job its config
+            check_config(cfg)
+        except Exception as err:
+            lines = config_error_lines(err)
+            if lines is None:  # not a setting's fault: the job itself will say what it is
+                continue
+            errors += [line for line in lines if line not in errors]
+    return errors
+
+
+class SweepCheck(Callback):
+    """Refuses a sweep with a bad value before its first job runs: each value of each swept key is composed and
+    checked in one job at least (``covering``), so a typo in the last value of a long sweep is an error line now,
+    not a refused job hours later. What only a combination of values breaks is still refused job by job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if launch_errors(config):  # refused already, by the launcher's n_jobs (bvp.resolvers.parallel_jobs)
+            return
+        if errors := sweep_config_errors(config):
+            refuse(errors)
 
 
 def statuses(sweep_dir: Path) -> dict[str, int]:

@@ -87,6 +87,9 @@ def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
         "; delete it to train this run from the start"
     )
     assert "sweep: 100%" in first.stderr and "4/4" in first.stderr  # the progress bar
+    console = (first.stdout + first.stderr).splitlines()  # one line per job, not one per epoch
+    assert not [line for line in console if line.startswith("epoch ") or ("it/s]" in line and "sweep" not in line)]
+    assert "Traceback" not in first.stdout + first.stderr and "[done: 3, refused: 1]" in first.stderr
 
     result = report(out, resamples=200)
     summary = (result["out_dir"] / "summary.md").read_text()
@@ -126,24 +129,20 @@ def test_sweep_with_ddp_devices_is_refused_before_training(mnist_root: Path, tmp
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["multirun.yaml", "sweep.json"]  # no job folder
 
 
-def test_a_job_with_a_bad_setting_fails_alone_and_is_listed(mnist_root: Path, tmp_path: Path, tiny_experiment: Path) -> None:
-    """beta=inf is refused before its job writes anything, the other job trains; sweep.json lists the refused
-    job with its overrides and error line; the console shows one line per job, not one per epoch."""
+def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_its_first_job(
+    mnist_root: Path, tmp_path: Path, tiny_experiment: Path
+) -> None:
+    """beta=inf as the last value, or a group option that does not exist: one error line each, before any job
+    runs or any folder is made, instead of a refusal (or a crash of the whole sweep) hours in."""
     out = tmp_path / "bad"
-    done = sweep(out, mnist_root, tiny_experiment, "beta=1,inf", "seed=0", "pruning=none")
+    done = sweep(out, mnist_root, tiny_experiment, "beta=1,3,inf", "seed=0,1", "dataset=mnist,mnst", "pruning=none")
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
-    assert [r["status"] for r in records(out).values()] == ["done"]
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["dataset=mnist,model=beta_vae,beta=1,seed=0,pruning=none"]
-    record = json.loads((out / "sweep.json").read_text())
-    (refused,) = record["refused"]
-    assert refused["overrides"] in record["jobs"] and "beta=inf" in refused["overrides"]
-    assert refused["errors"] == ["beta=inf: must be a finite number >= 0, e.g. beta=4"]
-    assert "sweep: 100%" in done.stderr and "[done: 1, refused: 1]" in done.stderr
-    console = (done.stdout + done.stderr).splitlines()
-    assert not [line for line in console if line.startswith("epoch ") or ("it/s]" in line and "sweep" not in line)]
-    summary = (report(out, resamples=200)["out_dir"] / "summary.md").read_text()
-    assert "## Refused runs (1)" in summary and "beta=inf: must be a finite number" in summary
-    assert "## Missing runs (0)" in summary
+    assert sorted(line for line in done.stderr.splitlines() if line.startswith("error: ")) == [
+        "error: beta=inf: must be a finite number >= 0, e.g. beta=4",
+        "error: dataset=mnst: no such option in conf/dataset/, choose one of "
+        + ", ".join(sorted(p.stem for p in (ROOT / "conf" / "dataset").glob("*.yaml"))),
+    ]
+    assert not out.exists()
 
 
 def test_parallel_launch_with_no_jobs_is_refused_before_the_sweep_starts(mnist_root: Path, tmp_path: Path, tiny_experiment: Path):
