@@ -418,13 +418,21 @@ def refuse(lines: Iterable[str]) -> NoReturn:
 
 class OutputFolders(Callback):
     """Refuses a run folder (hydra.run.dir) or sweep folder (hydra.sweep.dir) that cannot be created or written,
-    before Hydra makes it. Hydra turns a callback's exception into a warning, so this one exits itself."""
+    before Hydra makes it. Hydra turns a callback's exception into a warning, so this one exits itself. For a
+    single run it notes the outermost folder Hydra is about to make (``made``), so that a refused run removes
+    the empty ``outputs/runs/<date>/`` too."""
+
+    made: Path | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check("hydra.run.dir", config.hydra.run.dir)
+        folder = Path(config.hydra.run.dir).absolute()
+        missing = [f for f in (folder, *folder.parents) if not f.exists()]
+        OutputFolders.made = missing[-1] if missing else None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check("hydra.sweep.dir", config.hydra.sweep.dir)
+        OutputFolders.made = None  # a sweep's folder holds its sweep.json: never removed
 
     @staticmethod
     def _check(key: str, folder: str) -> None:

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from bvp.config import ConfigError, check_config, config_error_lines, refuse
+from bvp.config import ConfigError, OutputFolders, check_config, config_error_lines, refuse
 from bvp.io import atomic_write_json, locked, read_json, readable_json
 from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE, SWEEP_LOCK
 from bvp.resolvers import job_key, launch_errors
@@ -95,8 +95,9 @@ def statuses(sweep_dir: Path) -> dict[str, int]:
 
 def discard_job_dir() -> bool:
     """Remove the folder Hydra made for this job before any of bvp's checks ran (its .hydra/ files and its
-    log), if it holds nothing else: a refused run leaves nothing behind. A folder with anything of a run's
-    own (a checkpoint, metrics.json) is kept. Returns whether the folder was removed."""
+    log), if it holds nothing else, and the empty folders above it that Hydra made (a single run's
+    ``outputs/runs/<date>/``): a refused run leaves nothing behind. A folder with anything of a run's own (a
+    checkpoint, metrics.json) is kept. Returns whether the folder was removed."""
     hydra = HydraConfig.get()
     log_file = ((hydra.job_logging.get("handlers") or {}).get("file") or {}).get("filename")
     run_dir = Path(hydra.runtime.output_dir)
@@ -106,7 +107,9 @@ def discard_job_dir() -> bool:
         return False
     for path in files:
         path.unlink()
-    for folder in (run_dir / ".hydra", run_dir):
+    made = OutputFolders.made  # a single run: the outermost folder Hydra made for it (a sweep keeps its folder)
+    above = [] if made is None or not run_dir.absolute().is_relative_to(made) else run_dir.absolute().parents
+    for folder in (run_dir / ".hydra", run_dir, *(f for f in above if f.is_relative_to(made))):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     return True

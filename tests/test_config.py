@@ -212,8 +212,8 @@ def test_config_error_survives_a_launcher_worker() -> None:
 
 
 # -- train.py as a user runs it ---------------------------------------------------------------------------------
-def train_py(tmp_path: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    run_dir = tmp_path / "run"
+def train_py(tmp_path: Path, data: Path, *overrides: str, run_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    run_dir = run_dir or tmp_path / "run"
     args = [*TINY, f"data_dir={data}", f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}", *overrides]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -229,6 +229,15 @@ def test_train_py_prints_one_error_line_per_bad_key_and_exits_2(mnist_root: Path
         "error: trainer.devices=0: must be a count >= 1, -1 or auto (all), or a list of device indices, e.g. trainer.devices=1",
     ]
     assert not (tmp_path / "run").exists()  # Hydra made it (with .hydra/ and train.log) before any check: removed
+
+
+def test_a_refused_run_removes_the_empty_folders_hydra_made_above_it(mnist_root: Path, tmp_path: Path) -> None:
+    """hydra.run.dir=outputs/runs/<date>/<time>: the <date> (and outputs/runs) Hydra made go too; a folder that
+    was there before stays."""
+    (tmp_path / "mine").mkdir()
+    done = train_py(tmp_path, mnist_root, "beta=inf", run_dir=tmp_path / "mine" / "runs" / "day" / "time")
+    assert done.returncode == 2 and done.stderr.startswith("error: beta=inf")
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
 
 
 @pytest.mark.parametrize(
