@@ -44,7 +44,7 @@ class FileLock:
         """Take the lock (waiting while another process holds it, unless ``wait`` is false); True if held."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask: a shared folder's users share it
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:  # another process holds it, and this one does not wait
@@ -58,7 +58,8 @@ class FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # now, even if a forked child still holds a copy of the descriptor
+            os.close(self._fd)
             self._fd = None
 
 

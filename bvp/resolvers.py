@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from bvp.rules import ConfigError, Integer, Rules
@@ -30,14 +33,20 @@ def parallel_jobs(gpus: Any, jobs_per_gpu: Any) -> int:
     return gpus * jobs_per_gpu
 
 
+@cache
 def canonical_number(text: str) -> str:
-    """A number written one way (``1``, ``1.0`` and ``1e0`` -> ``1``; ``0.50`` -> ``0.5``), anything else as it is:
-    ``beta=1`` typed and the default ``beta: 1.0`` name one run folder, so a re-run finds the run it finished."""
+    """A number written one way (``1.0`` and ``1e0`` -> ``1``; ``0.50`` -> ``0.5``), anything Hydra's override
+    grammar reads as something else (``007``, ``true``, ``[1,2]``) as it is: ``beta=1`` typed and the default
+    ``beta: 1.0`` name one run folder, so a re-run finds the run it finished."""
     try:
-        value = float(text)
-    except ValueError:
+        value = OverridesParser.create().parse_override(f"x={text}").value()
+    except HydraException:
         return text
-    if not math.isfinite(value) or text.strip().lower().startswith(("0x", "0b", "0o")):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return text
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
         return text
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 

@@ -38,26 +38,18 @@ def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[s
     return batch
 
 
-def covering(jobs: list[list[str]]) -> list[list[str]]:
-    """The jobs, in order, that bring an override no earlier one had: together they hold every value of every
-    swept key (about the sum of the value counts, not their product)."""
-    seen: set[str] = set()
-    out = []
-    for job in jobs:
-        if not seen.issuperset(job):
-            out.append(job)
-            seen.update(job)
-    return out
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def sweep_config_errors(config: DictConfig) -> list[str]:
-    """The 'key=value: what to write instead' lines of the sweep's covering jobs, each composed as Hydra will
-    compose it and checked as the job will check it (``check_config``), one line per distinct error."""
+    """The 'key=value: what to write instead' lines of every job of the sweep, each composed as Hydra will compose
+    it and put through ``check_config`` (types, ranges, options, keys, the checks across keys), one line per
+    distinct error. About 0.1 s a job; the checks that need the data or a built part wait for the job."""
     params = config.hydra.sweeper.get("params")
     jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
     loader = GlobalHydra.instance().config_loader()
     errors: list[str] = []
-    for job in covering(jobs):
+    for job in jobs:
         try:
             cfg = loader.load_sweep_config(config, list(job))
             with open_dict(cfg):
@@ -73,13 +65,14 @@ def sweep_config_errors(config: DictConfig) -> list[str]:
 
 
 class SweepCheck(Callback):
-    """Refuses a sweep with a bad value before its first job runs: each value of each swept key is composed and
-    checked in one job at least (``covering``), so a typo in the last value of a long sweep is an error line now,
-    not a refused job hours later. What only a combination of values breaks is still refused job by job."""
+    """Refuses a sweep that has a job with a bad setting before its first job runs: every job is composed and
+    checked (``sweep_config_errors``), so a typo in the last value of a long sweep, or a pair of values that do not
+    go together, is an error line now, not a refused job hours later. Hydra's basic sweeper only: another
+    sweeper (Optuna, say) chooses its jobs as it goes, and each is checked as it starts."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if launch_errors(config):  # refused already, by the launcher's n_jobs (bvp.resolvers.parallel_jobs)
-            return
+        if launch_errors(config) or config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+            return  # launch errors: refused already, by the launcher's n_jobs (bvp.resolvers.parallel_jobs)
         if errors := sweep_config_errors(config):
             refuse(errors)
 
@@ -135,7 +128,11 @@ class SweepProgress(Callback):
             now = {job_key(job) for job in jobs}
             refused = [r for r in info.get("refused", []) if job_key(r["overrides"]) not in now]  # these run again now
             seen = {job_key(job) for job in known}
-            jobs = known + [job for job in jobs if job_key(job) not in seen]
+            for job in jobs:  # beta=1,1.0 is one job: one folder
+                if (key := job_key(job)) not in seen:
+                    known.append(job)
+                    seen.add(key)
+            jobs = known
             started = info.get("started", time.time())  # the first invocation's, as the finished runs counted are
             atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": started, "refused": refused})
         self._draw(sweep_dir)

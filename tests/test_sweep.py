@@ -47,6 +47,7 @@ def sweep(sweep_dir: Path, data: Path, extra_conf: Path, *args: str) -> subproce
     [
         *[("1", "1"), ("1.0", "1"), ("1e1", "10"), ("0.50", "0.5"), ("-2.0", "-2"), ("1e-07", "1e-07"), ("0x10", "0x10")],
         *[("inf", "inf"), ("nan", "nan"), ("beta_vae", "beta_vae"), ("true", "true"), ("[1,2]", "[1,2]"), ("", "")],
+        *[("007", "007"), ("9007199254740993", "9007199254740993"), ("'1.0'", "'1.0'")],  # Hydra: a string, an int
     ],
 )
 def test_a_number_is_written_one_way_and_anything_else_as_it_is(text: str, expected: str) -> None:
@@ -98,7 +99,7 @@ def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
 
     stamps = {name: (out / name / "metrics.json").stat().st_mtime_ns for name, r in runs.items() if r["status"] == "done"}
     broken.unlink()
-    second = sweep(out, mnist_root, tiny_experiment, "beta=1.0,1e1", "seed=0,1")  # the same numbers, written otherwise
+    second = sweep(out, mnist_root, tiny_experiment, "beta=1.0,1,1e1", "seed=0,1")  # the same numbers, written otherwise
     assert second.returncode == 0, second.stderr[-2000:]
     assert len(records(out)) == 4 and all(r["status"] == "done" for r in records(out).values())
     assert all((out / name / "metrics.json").stat().st_mtime_ns == t for name, t in stamps.items())  # skipped
@@ -132,15 +133,19 @@ def test_sweep_with_ddp_devices_is_refused_before_training(mnist_root: Path, tmp
 def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_its_first_job(
     mnist_root: Path, tmp_path: Path, tiny_experiment: Path
 ) -> None:
-    """beta=inf as the last value, or a group option that does not exist: one error line each, before any job
-    runs or any folder is made, instead of a refusal (or a crash of the whole sweep) hours in."""
+    """beta=inf as the last value, a group option that does not exist, two values that do not go together (the
+    last job only): one error line each, before any job runs or any folder is made, instead of a refusal (or a
+    crash of the whole sweep) hours in."""
     out = tmp_path / "bad"
-    done = sweep(out, mnist_root, tiny_experiment, "beta=1,3,inf", "seed=0,1", "dataset=mnist,mnst", "pruning=none")
+    pair = ("model.cls_weight=1,0", "pruning=none,l1_unstructured")  # cls_weight=0 is refused with pruning only
+    done = sweep(out, mnist_root, tiny_experiment, "beta=1,3,inf", "seed=0,1", "dataset=mnist,mnst", *pair)
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
     assert sorted(line for line in done.stderr.splitlines() if line.startswith("error: ")) == [
         "error: beta=inf: must be a finite number >= 0, e.g. beta=4",
         "error: dataset=mnst: no such option in conf/dataset/, choose one of "
         + ", ".join(sorted(p.stem for p in (ROOT / "conf" / "dataset").glob("*.yaml"))),
+        "error: model.cls_weight=0: a plain beta-VAE trains no classifier, and the fine-tuning after pruning "
+        "(cls_weight * CE) would train nothing; give model.cls_weight > 0, or pruning=none",
     ]
     assert not out.exists()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bvp.config import ConfigError
-from bvp.io import locked
+from bvp.io import FileLock, locked
 from bvp.module import ClassifModule
 from bvp.names import RUN_LOCK
 from bvp.run import train
+from tests.conftest import CONF
 
 TIMING = "timing"
 
@@ -117,6 +120,21 @@ def test_a_damaged_checkpoint_is_refused_with_what_to_do(make_cfg, tmp_path: Pat
     (line,) = err.value.errors
     assert line.startswith(f"{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}: not a Lightning checkpoint (")
     assert line.endswith("; delete it to train this run from the start") and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_file_lock_is_held_by_one_process_at_a_time_and_freed_by_release_or_death(tmp_path: Path) -> None:
+    """FileLock: a second holder is refused (wait=False) until the first releases it, or until its process dies."""
+    path = tmp_path / "a" / ".lock"
+    first, second = FileLock(path), FileLock(path)
+    assert first.acquire() and path.is_file()  # made, with its folder
+    assert not second.acquire(wait=False)
+    first.release()
+    assert second.acquire(wait=False)
+    second.release()
+    code = f"from bvp.io import FileLock; FileLock({str(path)!r}).acquire(); import os; os.kill(os.getpid(), 9)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=CONF.parent).returncode == -9  # killed holding it
+    with locked(path, wait=False) as mine:
+        assert mine
 
 
 def test_a_run_another_process_is_running_is_skipped(make_cfg, tmp_path: Path, caplog) -> None:
