@@ -16,12 +16,20 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace over ``path``."""
+    """Write to a temp file in the same folder, fsync, then os.replace over ``path``. The file gets the mode a
+    plain ``open`` gives (0o666 less the umask), not mkstemp's 0o600: a shared machine's users read the records."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -89,11 +97,14 @@ def atomic_write_json(path: str | os.PathLike, obj: dict[str, Any]) -> None:
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or None if the file is missing."""
+    """The JSON object at ``path``, or None if the file is missing; ValueError if it is not a JSON object."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
+    if not isinstance(value, dict):
+        raise ValueError(f"not a JSON object but {type(value).__name__} {json.dumps(value)[:40]}")
+    return value
 
 
 def readable_json(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -101,9 +112,18 @@ def readable_json(path: str | os.PathLike) -> dict[str, Any] | None:
     missing, and a warning saying so: the run it records runs again instead of stopping the sweep."""
     try:
         return read_json(path)
-    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, not an object
         logging.getLogger(__name__).warning("%s is damaged (%s): read as missing", path, " ".join(str(err).split()))
         return None
+
+
+def remove_empty_folders(outer: Path) -> None:
+    """Remove ``outer`` and every folder below it that holds no file, deepest first: the folders a step that
+    failed had made (torchvision's download makes ``data_dir/MNIST/raw`` before it fails offline)."""
+    inner = sorted((p for p in outer.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+    for folder in (*inner, outer):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def folder_problem(path: str | os.PathLike) -> str | None:

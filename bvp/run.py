@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from bvp.config import ConfigError, Parts, checkpoint_problem, pruning_enabled
@@ -222,6 +223,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return record_run(cfg, parts, out_dir)
 
 
+def interruption(err: BaseException) -> tuple[str, int] | None:
+    """Why ``err`` stopped a run from outside, and the shell's exit status for it (None: the run failed). Lightning
+    answers Ctrl-C by calling sys.exit(1) inside its except KeyboardInterrupt, and SIGTERM (a scheduler's
+    preemption, ``timeout``) with SIGTERMException at the next batch."""
+    if isinstance(err, SIGTERMException):
+        return "SIGTERM: stopped by a signal", 143
+    if isinstance(err, KeyboardInterrupt) or (type(err) is SystemExit and isinstance(err.__context__, KeyboardInterrupt)):
+        return "KeyboardInterrupt: stopped by the user", 130
+    return None
+
+
 def how_to_resume(out_dir: Path) -> str:
     """A sweep resumes in its folder; a single run gets a new one each time and looks back with resume=true."""
     if in_multirun():
@@ -251,15 +263,12 @@ def record_run(cfg: DictConfig, parts: Prepared, out_dir: Path) -> dict[str, Any
         record.update(fit_and_measure(parts, cfg, out_dir))
         record["status"] = "done"
     except BaseException as err:
-        # Lightning answers Ctrl-C by shutting the trainer down and calling sys.exit(1) inside its except KeyboardInterrupt
-        interrupted = isinstance(err, KeyboardInterrupt) or (
-            type(err) is SystemExit and isinstance(err.__context__, KeyboardInterrupt)
-        )
-        record["status"] = "interrupted" if interrupted else "failed"
-        record["error"] = "KeyboardInterrupt: stopped by the user" if interrupted else f"{type(err).__name__}: {err}"
-        if interrupted:
+        stop = interruption(err)
+        record["status"] = "failed" if stop is None else "interrupted"
+        record["error"] = f"{type(err).__name__}: {err}" if stop is None else stop[0]
+        if stop is not None:
             print(f"interrupted: {out_dir}; {how_to_resume(out_dir)}", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None  # the shell's status for Ctrl-C; a sweep stops here too
+            raise SystemExit(stop[1]) from None  # the shell's status for that signal; a sweep stops here too
         raise
     finally:
         record["process"]["ended"] = time.time()

@@ -99,11 +99,34 @@ def trainer_settings() -> Mapping[str, Spec]:
     }
 
 
+ONE_DEVICE = (
+    "a run is one process on one device (no DDP); use devices=1, and for many GPUs a sweep with "
+    "hydra/launcher=gpus (one job per GPU)"
+)
+
+
+def _named_devices(devices: Any, available: int) -> int:
+    """How many devices a valid ``devices`` setting names, as Lightning counts them: -1 and auto are all
+    ``available``; ``"0,1"`` and a list are indices; any other string is a count."""
+    if devices in (-1, "-1", "auto"):
+        return available
+    if isinstance(devices, str):
+        return len([part for part in devices.split(",") if part.strip()]) if "," in devices else int(devices)
+    return devices if is_integer(devices) else len(list(devices))
+
+
 def _on_this_machine(rules: Rules, accelerator: str, devices: Any) -> None:
-    """The accelerator exists here, with at least ``devices`` devices (Lightning refuses either with a traceback)."""
+    """The accelerator exists here, with at least ``devices`` devices (Lightning refuses either with a traceback),
+    and the setting names one device: a run is one process (Lightning's DDP would start a second process into the
+    same run folder, which its run lock turns away, and the first would wait for it forever)."""
+    import torch
     from lightning.pytorch.accelerators import AcceleratorRegistry
 
     if accelerator in ("auto", "cpu"):
+        gpu = accelerator == "auto" and torch.cuda.is_available()
+        count = torch.cuda.device_count() if gpu else 1
+        if _named_devices(devices, count) > 1:
+            rules.add("devices", devices, ONE_DEVICE)
         return
 
     def available(name: str) -> Any:
@@ -118,6 +141,8 @@ def _on_this_machine(rules: Rules, accelerator: str, devices: Any) -> None:
         rules.add("accelerator", accelerator, "this machine has none; use accelerator=auto (or cpu)")
     elif is_integer(devices) and devices > (count := found[0].auto_device_count()):
         rules.add("devices", devices, f"this machine has {count} {accelerator} device(s), e.g. devices={count}")
+    elif _named_devices(devices, found[0].auto_device_count()) > 1:
+        rules.add("devices", devices, ONE_DEVICE)
 
 
 def lightning_trainer(**settings: Any) -> L.Trainer:

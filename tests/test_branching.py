@@ -125,6 +125,23 @@ def test_ctrl_c_records_an_interrupted_run_that_a_re_run_finishes(make_cfg, caps
     assert resumed["status"] == "done" and resumed["timing"]["epochs_timed"] == 2  # epoch 0 was kept
 
 
+def test_sigterm_records_an_interrupted_run_that_a_re_run_finishes(make_cfg, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scheduler's SIGTERM (preemption, `timeout`) is an interruption too: status interrupted, exit 143."""
+    crash = ("+callbacks.crash._target_=helpers.CrashAt", "+callbacks.crash.epoch=1", "+callbacks.crash.sigterm=true")
+    handler = signal.signal(signal.SIGTERM, lambda *_: None)  # never the default (kill pytest), whatever Lightning does
+    try:
+        with pytest.raises(SystemExit) as stop:
+            train(make_cfg("epochs=2", *crash, name="stopped"))
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    record = read_json(make_cfg(name="stopped").output_dir + "/metrics.json")
+    assert stop.value.code == 143 and record["status"] == "interrupted", record["error"]
+    assert record["error"] == "SIGTERM: stopped by a signal"
+    assert "add resume=true to the same command to resume it" in capsys.readouterr().err
+    resumed = train(make_cfg("epochs=2", name="stopped"))
+    assert resumed["status"] == "done" and resumed["timing"]["epochs_timed"] == 2
+
+
 def test_a_run_killed_before_the_branch_resumes_and_shares_its_dense_model(make_cfg, tmp_path: Path) -> None:
     overrides = ("epochs=3", f"cache_dir={tmp_path / 'fresh'}")
     whole = train(make_cfg(*overrides, f"cache_dir={tmp_path / 'reference'}", name="whole"))

@@ -104,6 +104,8 @@ BAD = [
     # trainer
     ("trainer.accelerator=tpux", "trainer.accelerator='tpux'"),
     ("trainer.devices=0", "trainer.devices=0"),
+    ("trainer.devices=2", "trainer.devices=2"),  # a second process would find the run locked: a hang, not DDP
+    ("trainer.devices=[0,1]", "trainer.devices=[0, 1]"),
     ("trainer.precision=bf17", "trainer.precision='bf17'"),
     ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch=0"),
     ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0"),
@@ -163,7 +165,7 @@ def test_missing_data_is_refused_naming_data_dir(make_cfg, tmp_path: Path, offli
         train(make_cfg(f"data_dir={tmp_path / 'nowhere'}", "pruning=none"))
     (line,) = err.value.errors
     assert line.startswith(f"data_dir='{tmp_path / 'nowhere'}': no usable MNIST files") and "network unreachable" in line
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "nowhere").exists()  # not even the download's folders
 
 
 def test_every_bad_key_of_every_part_is_reported_at_once(make_cfg) -> None:

@@ -474,11 +474,16 @@ def test_a_sweep_with_no_finished_run_still_lists_what_went_wrong(tmp_path: Path
     )
     (root / "seed=2").mkdir()
     (root / "seed=2" / "metrics.json").write_text('{"status": "do')  # not JSON: listed, no crash
+    for name, text in (("seed=3", "[1, 2]"), ("seed=4", '{"status": "done", "metrics": {"dense_test_acc": 0.9}}')):
+        (root / name).mkdir()
+        (root / name / "metrics.json").write_text(text)  # not an object; done without an identity: never counted
     atomic_write_json(root / SWEEP_FILE, {"jobs": [["seed=0"], ["seed=1"]]})
     main([str(root), "--resamples", "100"])
     md = capsys.readouterr().out
-    assert "2 run folders: 0 done (0 counted), 2 failed or unfinished; 1 jobs of sweep.json never started." in md
+    assert "4 run folders: 0 done (0 counted), 4 failed or unfinished; 1 jobs of sweep.json never started." in md
     assert "- `seed=2`: unreadable: metrics.json: Unterminated string" in md
+    assert "- `seed=3`: unreadable: metrics.json: not a JSON object but list [1, 2]" in md
+    assert "- `seed=4`: unreadable: metrics.json: a finished run without an identity" in md
     assert "- `seed=0`: interrupted: KeyboardInterrupt: " in md and "- seed=1" in md and "## Exploratory tests (0)" in md
     assert read_csv(root / "report" / "runs.csv")[0]["status"] == "interrupted"
 

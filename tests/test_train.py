@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -103,13 +105,18 @@ def test_dsprites_run_trains_prunes_and_records_disentanglement(make_cfg, tmp_pa
     assert "val/latent_traversal" in acc.Tags()["images"]
 
 
-def test_a_damaged_metrics_json_is_run_again_with_a_warning(make_cfg, tmp_path: Path, caplog) -> None:
-    """Atomic writes never leave half a record, but a disk or a hand can: the run is read as not done and runs again."""
+@pytest.mark.parametrize("damaged", ['{"status": "do', "[1, 2]"], ids=["half", "not-an-object"])
+def test_a_damaged_metrics_json_is_run_again_with_a_warning(make_cfg, tmp_path: Path, caplog, damaged: str) -> None:
+    """Atomic writes never leave half a record, but a disk or a hand can: the run is read as not done and runs again;
+    the new record has a plain file's mode (0o666 less the umask), not a temp file's 0o600."""
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "metrics.json").write_text('{"status": "do')
+    (tmp_path / "run" / "metrics.json").write_text(damaged)
     record = train(make_cfg("pruning=none", "epochs=1"))
     assert record["status"] == "done" and json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "done"
     assert "metrics.json is damaged (" in caplog.text and "read as missing" in caplog.text
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "run" / "metrics.json").stat().st_mode) == 0o666 & ~umask
 
 
 def test_a_damaged_checkpoint_is_refused_with_what_to_do(make_cfg, tmp_path: Path) -> None:

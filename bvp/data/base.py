@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bvp.io import remove_empty_folders
 from bvp.rules import SEED, Boolean, ConfigError, Integer, PathName, Rules, Spec
 from bvp.torchutil import derived_seed
 
@@ -161,10 +162,13 @@ class DeviceDataModule(L.LightningDataModule):
         if self.splits:  # already in memory (handed over by the caller)
             return
         folder = self.data_dir / self.subfolder
+        missing = [f for f in (folder, *folder.parents) if not f.exists()]
         try:
             for train in (True, False):
                 self._dataset(train, download=True)
         except Exception as err:  # torchvision raises URLError, RuntimeError, OSError, ... offline
+            if missing:  # a refused run leaves nothing behind: not even the empty folders the download made
+                remove_empty_folders(missing[-1])
             failure = " ".join(str(err).split())  # one line: torchvision's messages span several
             present = [
                 n for n in self.expected_files if (folder / n).is_file() or (folder / Path(n).stem).is_file()

@@ -3,7 +3,6 @@ and the grouping of finished runs by every identity key that varies across the s
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import defaultdict
@@ -64,12 +63,18 @@ def _plain(name: Any) -> str:
 
 def read_run(path: Path, sweep_dir: Path) -> Run:
     """A Run from ``path`` (a metrics.json); runs written before ``identity`` existed fall back to ``run``.
-    A file that is not JSON is a run with status ``unreadable``, listed with the failed ones."""
+    A file that is not a JSON object, or a finished run's record without an identity, is a run with status
+    ``unreadable``, listed with the failed ones (never counted in a cell)."""
     try:
         record = read_json(path) or {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, not an object
         record = {"status": "unreadable", "error": f"metrics.json: {err}"}
-    identity = dict(record.get("identity") or record.get("run") or {})
+    identity = record.get("identity") or record.get("run") or {}
+    if not isinstance(identity, dict) or not isinstance(record.get("metrics") or {}, dict):
+        record, identity = {"status": "unreadable", "error": "metrics.json: identity or metrics is not an object"}, {}
+    elif record.get("status") == "done" and "dataset" not in identity:
+        record = {"status": "unreadable", "error": "metrics.json: a finished run without an identity (dataset, settings)"}
+    identity = dict(identity)
     source = record.get("dataset_source")
     if source is not None and _plain(source) != _plain(identity.get("dataset")):  # dSprites: official vs procedural
         identity["dataset_source"] = source  # other data, another cell: never pooled
