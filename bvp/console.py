@@ -9,6 +9,8 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import lightning.pytorch as L
@@ -38,6 +40,34 @@ class _DropTips(logging.Filter):
 
 
 DROP_TIPS = _DropTips()
+
+
+class _Held(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def held_back() -> Iterator[None]:
+    """Lightning's info lines (``GPU available: ...``, written as the Trainer is built) held back until the block
+    ends without an error, then shown: a run refused for bad input prints its error line alone."""
+    loggers = [logging.getLogger(name) for name in TIP_LOGGERS]
+    held, propagate = _Held(), [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(held)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, propagate, strict=True):
+            logger.removeHandler(held)
+            logger.propagate = was
+    for record in held.records:  # not reached after an error: the refusal is the only line
+        logging.getLogger(record.name).handle(record)
 
 
 def quiet() -> None:

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from bvp.config import ConfigError, Parts, checkpoint_problem, pruning_enabled
-from bvp.console import quiet
+from bvp.console import held_back, quiet
 from bvp.dashboard import final_line, log_run_summary
 from bvp.evaluation.accuracy import accuracy, eval_batches
 from bvp.evaluation.compression import compression_figures, count_params
@@ -101,11 +101,13 @@ Prepared = tuple[L.LightningDataModule, L.LightningModule, L.Trainer, str | None
 
 def prepare(cfg: DictConfig, out_dir: Path) -> Prepared:
     """Everything that can refuse the run, before anything is written: the config checks, the parts'
-    constructors, the data (sizes that depend on it) and the checkpoint to resume from."""
-    dm, module, trainer = build(cfg)
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm, module, trainer, find_checkpoint(cfg, out_dir)
+    constructors, the data (sizes that depend on it) and the checkpoint to resume from. Lightning's device lines
+    wait for these checks: a refused run prints its error line alone."""
+    with held_back():
+        dm, module, trainer = build(cfg)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm, module, trainer, find_checkpoint(cfg, out_dir)
 
 
 def data_source(dm: L.LightningDataModule) -> str:

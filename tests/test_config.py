@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import pickle
 import re
@@ -16,7 +17,7 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
 from bvp.config import ConfigError, check_config
-from bvp.run import build, train
+from bvp.run import build, prepare, train
 from tests.conftest import CONF, TINY
 
 ROOT = CONF.parent
@@ -166,6 +167,23 @@ def test_missing_data_is_refused_naming_data_dir(make_cfg, tmp_path: Path, offli
     (line,) = err.value.errors
     assert line.startswith(f"data_dir='{tmp_path / 'nowhere'}': no usable MNIST files") and "network unreachable" in line
     assert not (tmp_path / "run").exists() and not (tmp_path / "nowhere").exists()  # not even the download's folders
+
+
+def test_a_refused_run_prints_its_error_alone_and_an_accepted_one_its_device_lines(
+    make_cfg, tmp_path: Path, offline: None
+) -> None:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("lightning.pytorch").addHandler(handler)
+    try:
+        with pytest.raises(ConfigError):
+            prepare(make_cfg(f"data_dir={tmp_path / 'nowhere'}", "pruning=none"), tmp_path)
+        assert not any("GPU available" in line for line in lines), lines  # held back, then dropped with the run
+        prepare(make_cfg("pruning=none"), tmp_path)
+        assert any(line.startswith("GPU available") for line in lines), lines  # shown once the checks passed
+    finally:
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
 
 
 def test_every_bad_key_of_every_part_is_reported_at_once(make_cfg) -> None:

@@ -8,6 +8,7 @@ sits in the training loop.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -169,7 +170,7 @@ class DeviceDataModule(L.LightningDataModule):
         except Exception as err:  # torchvision raises URLError, RuntimeError, OSError, ... offline
             if missing:  # a refused run leaves nothing behind: not even the empty folders the download made
                 remove_empty_folders(missing[-1])
-            failure = " ".join(str(err).split())  # one line: torchvision's messages span several
+            failure = textwrap.shorten(str(err), 160, placeholder=" ...")  # one short line: torchvision's span several
             present = [
                 n for n in self.expected_files if (folder / n).is_file() or (folder / Path(n).stem).is_file()
             ]  # or extracted
