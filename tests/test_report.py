@@ -302,6 +302,24 @@ def test_missing_keys_leave_their_tables_out_without_a_crash(tmp_path: Path) -> 
     assert "## Disentanglement of the dense models" in md
 
 
+def test_a_sweep_over_data_sets_gets_one_table_per_data_set_with_its_own_keys(tmp_path: Path) -> None:
+    """dsprites' factor and the stand-in's source are keys of their own data set: columns or notes of its table
+    alone, never a column of '-' in the others."""
+    root = tmp_path / "mixed"
+    own = {"mnist": {}, "dsprites": {"dataset.target_factor": "shape"}, "cifar10": {"dataset_source": "jpeg-stand-in"}}
+    for (dataset, extra), model, seed in itertools.product(own.items(), ("beta_vae", "cnn"), range(2)):
+        identity = BASE | extra | {"dataset": dataset, "model": model, "beta": 1.0, "seed": seed}
+        write_run(root, [f"dataset={dataset}", f"model={model}", f"seed={seed}"], identity, accuracies(0.9, 0.8, 0.85, 0.9))
+    md = (report(root, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
+    section = md.split("## dense_test_acc\n", 1)[1].split("\n## ", 1)[0]
+    assert [line for line in section.splitlines() if line.startswith("### ")] == ["### cifar10", "### dsprites", "### mnist"]
+    tables = {t.split("\n", 1)[0]: t for t in section.split("### ")[1:]}
+    assert "In every row: `dataset.target_factor=shape`." in tables["dsprites"]
+    assert "In every row: `dataset_source=jpeg-stand-in`." in tables["cifar10"]
+    assert "In every row" not in tables["mnist"]  # no key of another data set, as a note or a column
+    assert "| model | beta | beta_norm | n |" in tables["mnist"]
+
+
 def test_points_are_correlated_within_their_dataset_and_pruning_setting() -> None:
     """Two structures branch from each dense model: two strata, never pooled; each dense model counted once."""
     runs = [

@@ -340,7 +340,8 @@ def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], mis
 
 
 def group_tables(summary: list[dict[str, Any]], keys: list[str]) -> list[str]:
-    """One table per metric of MARKDOWN: each group's n, mean and CIs (keys constant in a table stated above it)."""
+    """One table per metric of MARKDOWN (one per data set under it where a sweep spans several): each group's n,
+    mean and CIs; the keys constant within a table are stated once above it, not as columns."""
     columns = list(keys)
     if any(r["beta_norm"] is not None for r in summary):
         columns += [] if "beta" in columns else ["beta"]
@@ -349,14 +350,8 @@ def group_tables(summary: list[dict[str, Any]], keys: list[str]) -> list[str]:
     def cell(r: dict[str, Any], c: str) -> str:
         return num(r[c]) if c == "beta_norm" else show(r[c]) if r[c] is not None else "-"
 
-    lines: list[str] = []
-    for metric in MARKDOWN:
-        if f"{metric}_n" not in (summary[0] if summary else {}):
-            continue
-        dense = metric.startswith("dense_")  # the same dense models in every branch: one row per dense setting
-        have = [r for r in summary if r.get(f"{metric}_n")]
-        shown = [c for c in columns if not (dense and after_branch(c))]
-        varying = [c for c in shown if len({repr(r[c]) for r in have}) > 1]  # constant keys are stated once, above
+    def table(have: list[dict[str, Any]], metric: str, shown: list[str]) -> list[str]:
+        varying = [c for c in shown if len({repr(r[c]) for r in have}) > 1]
         rows = list(
             {
                 (
@@ -369,9 +364,25 @@ def group_tables(summary: list[dict[str, Any]], keys: list[str]) -> list[str]:
                 for r in have
             }
         )
-        same = [f"`{c}={cell(have[0], c)}`" for c in shown if c not in varying and have]
-        lines += ["", f"## {metric}", "", *([f"In every row: {', '.join(same)}.", ""] if same else [])]
-        lines += md_table([*varying, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)
+        same = [f"`{c}={cell(have[0], c)}`" for c in shown if c not in varying and have[0][c] is not None]
+        head = [f"In every row: {', '.join(same)}.", ""] if same else []
+        return [*head, *md_table([*varying, "n", "mean", "95% CI (t)", "95% CI (BCa)"], rows)]
+
+    lines: list[str] = []
+    for metric in MARKDOWN:
+        if f"{metric}_n" not in (summary[0] if summary else {}):
+            continue
+        dense = metric.startswith("dense_")  # the same dense models in every branch: one row per dense setting
+        have = [r for r in summary if r.get(f"{metric}_n")]
+        shown = [c for c in columns if not (dense and after_branch(c))]
+        lines += ["", f"## {metric}"]
+        datasets = sorted({show(r["dataset"]) for r in have}) if "dataset" in shown else []
+        if len(datasets) < 2:
+            lines += ["", *table(have, metric, shown)]
+            continue
+        for name in datasets:  # a data set's own keys (its factors, its source) are columns of its table alone
+            rows = [r for r in have if show(r["dataset"]) == name]
+            lines += ["", f"### {name}", "", *table(rows, metric, [c for c in shown if c != "dataset"])]
     return lines
 
 
