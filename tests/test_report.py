@@ -176,6 +176,20 @@ CURVE = (0.985, 0.980, 0.975, 0.965, 0.950, 0.900)  # mean fine-tuned accuracy p
 SEED_SHIFT = (-0.001, 0.0, 0.001)
 
 
+def test_a_study_folder_lists_the_missing_and_refused_jobs_of_each_part(tmp_path: Path) -> None:
+    """bvp-report outputs/study/mnist reads every part's sweep.json (curves/, random/, ...), not only a top one."""
+    study = tmp_path / "study"
+    fake_sweep(study / "curves")
+    fake_sweep(study / "random")
+    info = json.loads((study / "random" / SWEEP_FILE).read_text())
+    refused = {"overrides": ["model=cnn", "beta=-1"], "errors": ["beta=-1: must be a finite number >= 0, e.g. beta=4"]}
+    atomic_write_json(study / "random" / SWEEP_FILE, info | {"jobs": [*info["jobs"], refused["overrides"]], "refused": [refused]})
+    md = (report(study, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
+    assert "2 jobs of sweep.json never started." in md and "## Missing runs (2)" in md
+    assert "- `curves/`: model=beta_vae beta=3.0 seed=0" in md and "- `random/`: model=beta_vae beta=3.0 seed=0" in md
+    assert "## Refused runs (1)\n\n- `random/`: model=cnn beta=-1: beta=-1: must be" in md
+
+
 def test_six_amounts_give_six_rows_a_curve_and_its_endpoints(tmp_path: Path) -> None:
     root = tmp_path / "amounts"
     for amount, acc in zip(AMOUNTS, CURVE, strict=True):

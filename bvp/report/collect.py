@@ -101,16 +101,28 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     return [read_run(path, sweep_dir) for path in sorted(sweep_dir.rglob(METRICS_FILE))]
 
 
+def sweeps(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every sweep.json under ``sweep_dir`` with its folder relative to it ("" at the top): a study's parts each
+    keep their own (outputs/study/mnist/curves/sweep.json)."""
+    found = sorted(sweep_dir.rglob(SWEEP_FILE))
+    return [("" if p.parent == sweep_dir else str(p.parent.relative_to(sweep_dir)), read_json(p) or {}) for p in found]
+
+
 def refused_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The jobs of sweep.json refused for a bad setting (their overrides and error lines): no folder is left."""
-    return (read_json(sweep_dir / SWEEP_FILE) or {}).get("refused", [])
+    """The jobs of each sweep.json refused for a bad setting (their overrides and error lines, and the sweep's
+    ``folder``): no run folder is left."""
+    return [job | {"folder": folder} for folder, info in sweeps(sweep_dir) for job in info.get("refused", [])]
 
 
-def missing_jobs(sweep_dir: Path, runs: list[Run]) -> list[list[str]]:
-    """The override lists in sweep.json that no run folder was started with and that were not refused."""
-    expected = (read_json(sweep_dir / SWEEP_FILE) or {}).get("jobs", [])
-    present = {run.overrides for run in runs} | {job_key(job["overrides"]) for job in refused_jobs(sweep_dir)}
-    return [job for job in expected if job_key(job) not in present]
+def missing_jobs(sweep_dir: Path, runs: list[Run]) -> list[tuple[str, list[str]]]:
+    """(folder, overrides) of each sweep.json's jobs that no run folder under that sweep was started with and that
+    were not refused."""
+    out = []
+    for folder, info in sweeps(sweep_dir):
+        present = {run.overrides for run in runs if Path(run.run_dir).is_relative_to(folder)}
+        present |= {job_key(job["overrides"]) for job in info.get("refused", [])}
+        out += [(folder, job) for job in info.get("jobs", []) if job_key(job) not in present]
+    return out
 
 
 def done_runs(runs: list[Run]) -> tuple[list[Run], list[Run]]:

@@ -312,7 +312,7 @@ def _seed_mean(seeds: list[dict[str, Any]], name: str) -> str:
     return f"{num(stats.mean(x))} {ci_cell(*stats.t_ci(x))} n={count(len(x))}"
 
 
-def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], missing: list[list[str]]) -> list[str]:
+def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], missing: list[tuple[str, list[str]]]) -> list[str]:
     """summary.md's head: the run counts, the data and models they ran, what the groups are, how to read a cell."""
     done = sum(r.status == "done" for r in runs)
     data = sorted(
@@ -443,7 +443,9 @@ def tests_table(tests: list[dict[str, Any]]) -> list[str]:
     return lines + (md_table(STATS_COLUMNS, rows) if rows else ["none"])
 
 
-def uncounted(runs: list[Run], repeats: list[Run], refused: Sequence[dict[str, Any]], missing: list[list[str]]) -> list[str]:
+def uncounted(
+    runs: list[Run], repeats: list[Run], refused: Sequence[dict[str, Any]], missing: list[tuple[str, list[str]]]
+) -> list[str]:
     """Every run that is not counted: failed or unfinished, repeated, refused, never started."""
     failed = [r for r in runs if r.status != "done"]
     lines = ["", f"## Failed or unfinished runs ({len(failed)})", ""]
@@ -451,9 +453,14 @@ def uncounted(runs: list[Run], repeats: list[Run], refused: Sequence[dict[str, A
     lines += ["", f"## Repeated runs not counted ({len(repeats)})", ""]
     lines += [f"- `{r.run_dir}`: same identity as a counted run" for r in repeats] or ["none"]
     lines += ["", f"## Refused runs ({len(refused)})", ""]
-    lines += [f"- {' '.join(job['overrides'])}: {'; '.join(job['errors'])}" for job in refused] or ["none"]
+    lines += [f"- {_in(job['folder'])}{' '.join(job['overrides'])}: {'; '.join(job['errors'])}" for job in refused] or ["none"]
     lines += ["", f"## Missing runs ({len(missing)})", ""]
-    return lines + ([f"- {' '.join(job)}" for job in missing] or ["none"])
+    return lines + ([f"- {_in(folder)}{' '.join(job)}" for folder, job in missing] or ["none"])
+
+
+def _in(folder: str) -> str:
+    """The sweep a job belongs to, where the report reads several (a study's parts)."""
+    return f"`{folder}/`: " if folder else ""
 
 
 def page(sections: Sequence[list[str]]) -> str:
