@@ -132,9 +132,9 @@ class SweepProgress(Callback):
                 if (key := job_key(job)) not in seen:
                     known.append(job)
                     seen.add(key)
-            jobs = known
-            started = info.get("started", time.time())  # the first invocation's, as the finished runs counted are
-            atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": jobs, "started": started, "refused": refused})
+            # the bar's rate and time left count this invocation's runs over its own time, not the days since the first
+            since = {"started": time.time(), "finished": self._finished(self._counts(sweep_dir, refused))}
+            atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": known, "refused": refused, "invocation": since})
         self._draw(sweep_dir)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -157,13 +157,21 @@ class SweepProgress(Callback):
         self._draw(sweep_dir)
 
     @staticmethod
-    def _draw(sweep_dir: Path) -> None:
+    def _counts(sweep_dir: Path, refused: list[Any]) -> dict[str, int]:
+        counts = statuses(sweep_dir)
+        return counts | ({"refused": len(refused)} if refused else {})
+
+    @staticmethod
+    def _finished(counts: dict[str, int]) -> int:
+        return counts.get("done", 0) + counts.get("failed", 0) + counts.get("refused", 0)
+
+    @classmethod
+    def _draw(cls, sweep_dir: Path) -> None:
         info = read_json(sweep_dir / SWEEP_FILE) or {}
-        total, counts = len(info.get("jobs", [])), statuses(sweep_dir)
-        if info.get("refused"):
-            counts["refused"] = len(info["refused"])
-        finished = counts.get("done", 0) + counts.get("failed", 0) + counts.get("refused", 0)
-        bar = tqdm.format_meter(finished, total, time.time() - info.get("started", time.time()), prefix="sweep")
+        counts, since = cls._counts(sweep_dir, info.get("refused", [])), info.get("invocation") or {}
+        finished = cls._finished(counts)
+        elapsed = time.time() - since.get("started", time.time())
+        bar = tqdm.format_meter(finished, len(info.get("jobs", [])), elapsed, prefix="sweep", initial=since.get("finished", 0))
         print(f"{bar} [{', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}]", file=sys.stderr, flush=True)
 
 

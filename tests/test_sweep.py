@@ -104,6 +104,9 @@ def test_failed_job_is_isolated_listed_and_a_rerun_finishes_only_what_is_left(
     assert len(records(out)) == 4 and all(r["status"] == "done" for r in records(out).values())
     assert all((out / name / "metrics.json").stat().st_mtime_ns == t for name, t in stamps.items())  # skipped
     assert len(json.loads((out / "sweep.json").read_text())["jobs"]) == 4  # one job each, however it was written
+    # the bar's rate is this invocation's: 3 runs finished before it, none yet at its start (not 3 since the first)
+    assert json.loads((out / "sweep.json").read_text())["invocation"]["finished"] == 3
+    assert "3/4 [00:00<?, ?it/s]" in second.stderr
     again = report(out, resamples=200)
     assert again["done"] == 4 and again["missing"] == 0
 
