@@ -6,7 +6,7 @@ fixed in docs/results.md; the constants below are the same ones, and the tests h
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from bvp.report.collect import AXIS, SEED, Run, label, show, sortable, values
 
 REFERENCE_AMOUNT = 0.0  # the reference branch: the same fine-tuning, no pruning
 AT = 0.95  # drop@95
+DENSE_SIGNATURE = ("dense_test_acc", "dense_val_acc")  # the dense model a branch started from, measured at the branch
 TOLERANCE = 0.01  # tolerated sparsity: within 1 point of the reference
 SESOI = 0.005  # smallest effect of interest, on both endpoints
 ALPHA = 0.05
@@ -80,6 +81,7 @@ class SeedCurve:
     acc_at_95: float = math.nan
     endpoints: dict[str, float] = field(default_factory=dict)
     flags: dict[str, bool] = field(default_factory=dict)
+    left_out: list[Run] = field(default_factory=list)  # branches of another dense model (one_dense_model)
 
 
 def cell_of(run: Run) -> tuple[tuple[str, Any], ...]:
@@ -116,28 +118,45 @@ def tolerated(curve: SeedCurve, x: np.ndarray | list[float], acc: np.ndarray | l
     return stats.Tolerated(math.nan)
 
 
+def one_dense_model(rows: list[Run]) -> tuple[list[Run], list[Run]]:
+    """The branches of one seed's curve that start from its reference's dense model (else from the most common
+    one), and the others: a dense model trained again (a lost cache, another machine) is another model, and its
+    branches never join the first one's curve."""
+
+    def signature(run: Run) -> tuple[str, ...]:
+        return tuple(repr(run.metrics.get(k)) for k in DENSE_SIGNATURE)
+
+    ref = at(rows, REFERENCE_AMOUNT)
+    main = signature(ref) if ref else Counter(map(signature, rows)).most_common(1)[0][0]
+    return [r for r in rows if signature(r) == main], [r for r in rows if signature(r) != main]
+
+
 def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None = None) -> list[SeedCurve]:
     """Every seed's curve of every cell, with its endpoints against the amount=0 branch (``reference``) and
     against the dense model before fine-tuning (``*_dense``, the old reference). A tolerated sparsity needs the
     whole curve: every amount its part plans (``planned``) and every amount another seed of the cell has; a seed
-    still running gets NaN there (its drop@95 stands once amounts 0 and 0.95 are in)."""
+    still running gets NaN there (its drop@95 stands once amounts 0 and 0.95 are in). Branches from another dense
+    model than the reference's are left out (``flags["mixed_dense"]``): the curve lacks those amounts."""
     by_curve: dict[tuple[Any, ...], list[Run]] = defaultdict(list)
     for run in runs:
         if "finetuned_test_acc" in run.metrics and AXIS in run.identity:
             by_curve[(cell_of(run), run.identity.get(SEED))].append(run)
+    mixed = {}
+    for key, rows in by_curve.items():
+        by_curve[key], mixed[key] = one_dense_model(rows)
     cell_amounts: dict[Any, set[float]] = defaultdict(set)
     for (cell, _), rows in by_curve.items():
         cell_amounts[cell] |= amounts(rows)
     out = []
     for (cell, seed), rows in sorted(by_curve.items(), key=lambda kv: (tuple(sortable(v) for _, v in kv[0][0]), kv[0][1])):
-        curve = SeedCurve(cell, seed, rows)
+        curve = SeedCurve(cell, seed, rows, left_out=mixed[(cell, seed)])
         ref, point = at(rows, REFERENCE_AMOUNT), at(rows, AT)
         curve.dense = stats.mean(values(rows, "dense_test_acc"))
         curve.reference = float(ref.metrics["finetuned_test_acc"]) if ref else math.nan
         curve.acc_at_95 = float(point.metrics["finetuned_test_acc"]) if point else math.nan
         sparsity, acc = values(rows, "sparsity"), values(rows, "finetuned_test_acc")
         whole = amounts(rows) >= cell_amounts[cell] | planned_amounts([curve], plan or {})
-        curve.flags["complete"] = whole
+        curve.flags |= {"complete": whole, "mixed_dense": bool(curve.left_out)}
         for suffix, reference in (("", curve.reference), ("_dense", curve.dense)):
             tol = tolerated(curve, sparsity, acc, reference)
             curve.endpoints[f"drop_at_95{suffix}"] = reference - curve.acc_at_95
