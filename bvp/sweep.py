@@ -133,9 +133,10 @@ class SweepProgress(Callback):
                     known.append(job)
                     seen.add(key)
             # the bar's rate and time left count this invocation's runs over its own time, not the days since the first
-            since = {"started": time.time(), "finished": self._finished(self._counts(sweep_dir, refused))}
+            counts = self._counts(sweep_dir, refused)
+            since = {"started": time.time(), "finished": self._finished(counts)}
             atomic_write_json(sweep_dir / SWEEP_FILE, {"jobs": known, "refused": refused, "invocation": since})
-        self._draw(sweep_dir)
+        self._draw(sweep_dir, counts)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if in_multirun():
@@ -166,9 +167,11 @@ class SweepProgress(Callback):
         return counts.get("done", 0) + counts.get("failed", 0) + counts.get("refused", 0)
 
     @classmethod
-    def _draw(cls, sweep_dir: Path) -> None:
+    def _draw(cls, sweep_dir: Path, counts: dict[str, int] | None = None) -> None:
+        """The progress line; ``counts``: the statuses just counted (else counted here)."""
         info = read_json(sweep_dir / SWEEP_FILE) or {}
-        counts, since = cls._counts(sweep_dir, info.get("refused", [])), info.get("invocation") or {}
+        counts = cls._counts(sweep_dir, info.get("refused", [])) if counts is None else counts
+        since = info.get("invocation") or {}
         finished = cls._finished(counts)
         elapsed = time.time() - since.get("started", time.time())
         bar = tqdm.format_meter(finished, len(info.get("jobs", [])), elapsed, prefix="sweep", initial=since.get("finished", 0))

@@ -58,8 +58,8 @@ def test_branches_of_a_dense_model_trained_again_never_join_the_first_ones_curve
         info = json.loads(record.read_text())
         atomic_write_json(record, info | {"metrics": info["metrics"] | {"dense_test_acc": DENSE - 0.001}})
     first, second = ct.seed_curves(load_runs(study))
-    assert not first.flags["mixed_dense"] and first.flags["complete"] and not first.left_out
-    assert second.flags["mixed_dense"] and not second.flags["complete"] and len(second.left_out) == 2
+    assert first.flags["complete"] and not first.left_out
+    assert not second.flags["complete"] and len(second.left_out) == 2
     assert math.isnan(second.endpoints["drop_at_95"]) and second.dense == DENSE  # only the reference's dense model
     assert rp.seeds_cell([first, second], {}) == "1 (plan unknown), 1 with branches of two dense models (left out)"
 

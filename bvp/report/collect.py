@@ -108,17 +108,17 @@ def sweeps(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     return [("" if p.parent == sweep_dir else str(p.parent.relative_to(sweep_dir)), read_json(p) or {}) for p in found]
 
 
-def refused_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The jobs of each sweep.json refused for a bad setting (their overrides and error lines, and the sweep's
-    ``folder``): no run folder is left."""
-    return [job | {"folder": folder} for folder, info in sweeps(sweep_dir) for job in info.get("refused", [])]
+def refused_jobs(found: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The jobs of each sweep.json (``sweeps``) refused for a bad setting (their overrides and error lines, and the
+    sweep's ``folder``): no run folder is left."""
+    return [job | {"folder": folder} for folder, info in found for job in info.get("refused", [])]
 
 
-def missing_jobs(sweep_dir: Path, runs: list[Run]) -> list[tuple[str, list[str]]]:
-    """(folder, overrides) of each sweep.json's jobs that no run folder under that sweep was started with and that
-    were not refused."""
+def missing_jobs(found: list[tuple[str, dict[str, Any]]], runs: list[Run]) -> list[tuple[str, list[str]]]:
+    """(folder, overrides) of each sweep.json's jobs (``sweeps``) that no run folder under that sweep was started
+    with and that were not refused."""
     out = []
-    for folder, info in sweeps(sweep_dir):
+    for folder, info in found:
         present = {run.overrides for run in runs if Path(run.run_dir).is_relative_to(folder)}
         present |= {job_key(job["overrides"]) for job in info.get("refused", [])}
         out += [(folder, job) for job in info.get("jobs", []) if job_key(job) not in present]

@@ -126,9 +126,10 @@ def one_dense_model(rows: list[Run]) -> tuple[list[Run], list[Run]]:
     def signature(run: Run) -> tuple[str, ...]:
         return tuple(repr(run.metrics.get(k)) for k in DENSE_SIGNATURE)
 
+    signed = [(signature(r), r) for r in rows]
     ref = at(rows, REFERENCE_AMOUNT)
-    main = signature(ref) if ref else Counter(map(signature, rows)).most_common(1)[0][0]
-    return [r for r in rows if signature(r) == main], [r for r in rows if signature(r) != main]
+    main = signature(ref) if ref else Counter(sig for sig, _ in signed).most_common(1)[0][0]
+    return [r for sig, r in signed if sig == main], [r for sig, r in signed if sig != main]
 
 
 def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None = None) -> list[SeedCurve]:
@@ -136,7 +137,7 @@ def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None 
     against the dense model before fine-tuning (``*_dense``, the old reference). A tolerated sparsity needs the
     whole curve: every amount its part plans (``planned``) and every amount another seed of the cell has; a seed
     still running gets NaN there (its drop@95 stands once amounts 0 and 0.95 are in). Branches from another dense
-    model than the reference's are left out (``flags["mixed_dense"]``): the curve lacks those amounts."""
+    model than the reference's are left out (``left_out``): the curve lacks those amounts."""
     by_curve: dict[tuple[Any, ...], list[Run]] = defaultdict(list)
     for run in runs:
         if "finetuned_test_acc" in run.metrics and AXIS in run.identity:
@@ -156,7 +157,7 @@ def seed_curves(runs: list[Run], plan: dict[str, tuple[int, set[float]]] | None 
         curve.acc_at_95 = float(point.metrics["finetuned_test_acc"]) if point else math.nan
         sparsity, acc = values(rows, "sparsity"), values(rows, "finetuned_test_acc")
         whole = amounts(rows) >= cell_amounts[cell] | planned_amounts([curve], plan or {})
-        curve.flags |= {"complete": whole, "mixed_dense": bool(curve.left_out)}
+        curve.flags["complete"] = whole
         for suffix, reference in (("", curve.reference), ("_dense", curve.dense)):
             tol = tolerated(curve, sparsity, acc, reference)
             curve.endpoints[f"drop_at_95{suffix}"] = reference - curve.acc_at_95

@@ -34,7 +34,8 @@ def report(
     if not sweep_dir.is_dir():
         raise collect.NoRuns(f"{sweep_dir} is not a folder: give a sweep folder such as outputs/multirun/paper")
     runs = collect.load_runs(sweep_dir)
-    missing = collect.missing_jobs(sweep_dir, runs)
+    found = collect.sweeps(sweep_dir)
+    missing = collect.missing_jobs(found, runs)
     if not runs and not missing:
         raise collect.NoRuns(f"no metrics.json under {sweep_dir}: give a sweep folder such as outputs/multirun/paper")
     out_dir = out_dir or sweep_dir / "report"
@@ -61,7 +62,7 @@ def report(
             tables.write_csv(out_dir / f"{name}.csv", rows)
     if spearman:
         tables.write_csv(out_dir / "prunability.csv", points)
-    refused = collect.refused_jobs(sweep_dir)
+    refused = collect.refused_jobs(found)
     page = [tables.header(sweep_dir.name, keys, runs, repeats, missing), tables.group_tables(summary, keys)]
     page += [tables.curve_table(curves), *sections, tables.tests_table(tests), tables.uncounted(runs, repeats, refused, missing)]
     (out_dir / "summary.md").write_text(tables.page(page))

@@ -54,7 +54,7 @@ def seeds_cell(members: list[SeedCurve], plan: Plan) -> str:
     """``3 of 10, 1 running``: the seeds whose curve is complete, of the seeds planned; a seed whose branches
     started from two dense models (``one_dense_model``) is named apart, never counted as complete."""
     want, whole = planned(members, plan), sum(c.flags["complete"] for c in members)
-    mixed = sum(c.flags["mixed_dense"] and not c.flags["complete"] for c in members)
+    mixed = sum(bool(c.left_out) and not c.flags["complete"] for c in members)
     running = f", {len(members) - whole - mixed} running" if len(members) - whole - mixed else ""
     mixed_note = f", {mixed} with branches of two dense models (left out)" if mixed else ""
     return f"{whole}" + (f" of {want}" if want else " (plan unknown)") + running + mixed_note
