@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,12 @@ def remove_empty_folders(outer: Path) -> None:
     """Remove ``outer`` and every folder below it that holds no file, deepest first: the folders a step that
     failed had made (torchvision's download makes ``data_dir/MNIST/raw`` before it fails offline)."""
     inner = sorted((p for p in outer.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
-    for folder in (*inner, outer):
+    remove_if_empty((*inner, outer))
+
+
+def remove_if_empty(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders``, in order, that exists and holds nothing (inner folders first)."""
+    for folder in folders:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 

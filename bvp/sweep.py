@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
 from bvp.config import ConfigError, OutputFolders, check_config, config_error_lines, refuse
-from bvp.io import atomic_write_json, locked, read_json, readable_json
+from bvp.io import atomic_write_json, locked, read_json, readable_json, remove_if_empty
 from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE, SWEEP_LOCK
 from bvp.resolvers import job_key, launch_errors
 
@@ -102,9 +102,7 @@ def discard_job_dir() -> bool:
         path.unlink()
     made = OutputFolders.made  # a single run: the outermost folder Hydra made for it (a sweep keeps its folder)
     above = [] if made is None or not run_dir.absolute().is_relative_to(made) else run_dir.absolute().parents
-    for folder in (run_dir / ".hydra", run_dir, *(f for f in above if f.is_relative_to(made))):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    remove_if_empty((run_dir / ".hydra", run_dir, *(f for f in above if f.is_relative_to(made))))
     return True
 
 
