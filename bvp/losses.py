@@ -40,6 +40,13 @@ def total_loss(
     return loss
 
 
+def collapse_is_optimal(beta: float, cls_weight: float) -> bool:
+    """Whether a posterior that ignores the input minimises cls_weight * CE + beta * KL (no reconstruction term):
+    the CE a code can save is at most I(Z;Y) <= I(Z;X) <= E[KL], so beta >= cls_weight makes encoding nothing
+    optimal (the information bottleneck bound, Alemi et al. 2017)."""
+    return beta >= cls_weight
+
+
 def nonfinite(loss: Tensor) -> Tensor:
     """A 0-d bool tensor on the loss's device: True if the loss is NaN or inf (no host sync)."""
     return ~torch.isfinite(loss.detach())

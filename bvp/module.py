@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from bvp.evaluation.disentanglement import latent_traversal
 from bvp.evaluation.latent import LatentKL, active_units
-from bvp.losses import LIKELIHOODS, TermMeans, kl_per_dim, nonfinite, recon_loss, total_loss
+from bvp.losses import LIKELIHOODS, TermMeans, collapse_is_optimal, kl_per_dim, nonfinite, recon_loss, total_loss
 from bvp.models import LatentClassifier, Output, match_shapes
 from bvp.objectives import Objective
 from bvp.rules import SEED, Boolean, Choice, Derived, Integer, Number, Rules, Spec
@@ -66,6 +67,12 @@ class ClassifModule(L.LightningModule):
         super().__init__()
         if recon_weight == 0:  # no reconstruction: no decoder (a variational information bottleneck classifier)
             net.strip(keep_decoder=False, keep_logvar=True)
+            if net.variational and cls_weight > 0 and collapse_is_optimal(beta, cls_weight):
+                rank_zero_warn(
+                    f"model.recon_weight=0 with beta={beta:g} >= model.cls_weight={cls_weight:g}: with no reconstruction "
+                    "a posterior that ignores the input is an optimum of cls_weight*CE + beta*KL, so the dense model "
+                    "can collapse to chance accuracy (docs/method.md); beta < model.cls_weight keeps it informative"
+                )
         self.net, self.optimizer_factory = net, optimizer
         self.channels_last = channels_last
         if channels_last:

@@ -4,6 +4,7 @@ pruning beside global, no decoder at recon_weight=0, the code version in metrics
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,19 @@ def test_recon_weight_zero_builds_no_decoder_and_drops_the_reconstruction(make_c
     terms = module.loss_terms(module(x), x, y)
     assert "recon" not in terms and torch.allclose(terms["loss"], 10 * terms["ce"] + 4 * terms["kl"])
     assert not any(n.startswith("net.decoder") for n, _ in module.named_parameters())
+
+
+def test_recon_weight_zero_warns_where_a_collapsed_posterior_is_the_optimum(make_cfg) -> None:
+    def collapse_warnings(*overrides: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            instantiate(make_cfg(*overrides).model, net={"in_shape": [1, 28, 28], "num_classes": 10})
+        return [str(w.message) for w in caught if "ignores the input" in str(w.message)]
+
+    (line,) = collapse_warnings("model.recon_weight=0", "beta=10")  # beta >= cls_weight (10): the study's no_recon arm
+    assert line.startswith("model.recon_weight=0 with beta=10 >= model.cls_weight=10:")
+    assert collapse_warnings("model.recon_weight=0", "beta=4") == []  # beta < cls_weight: encoding the label pays
+    assert collapse_warnings("beta=10") == []  # the reconstruction pays for the code
 
 
 def test_cls_weight_zero_is_a_plain_beta_vae_and_is_refused_where_nothing_would_train(make_cfg, tmp_path: Path) -> None:

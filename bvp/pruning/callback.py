@@ -30,6 +30,7 @@ from torch.nn.utils import prune
 from bvp.evaluation.accuracy import eval_batches
 from bvp.evaluation.compression import count_params
 from bvp.evaluation.measure import snapshot
+from bvp.losses import collapse_is_optimal
 from bvp.objectives import OBJECTIVES
 from bvp.pruning.branch import DenseCache
 from bvp.pruning.engine import Engine
@@ -143,7 +144,8 @@ class DecoderStripPruning(ModelPruning):
         self._parameters_to_prune = scope_parameters(pl_module.net, self.scope, self._parameter_names)
         self.seed = pl_module.seed
         super().setup(trainer, pl_module, stage)
-        if self.objective.name == "ce_kl" and pl_module.net.variational and pl_module.beta >= pl_module.cls_weight:
+        collapses = pl_module.net.variational and collapse_is_optimal(pl_module.beta, pl_module.cls_weight)
+        if self.objective.name == "ce_kl" and collapses:
             rank_zero_warn(
                 f"pruning.finetune_loss=ce_kl with beta={pl_module.beta:g} >= model.cls_weight={pl_module.cls_weight:g}: "
                 "a collapsed posterior is the optimum of CE + beta*KL, so fine-tuning will destroy the classifier "
