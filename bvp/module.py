@@ -67,7 +67,7 @@ class ClassifModule(L.LightningModule):
         super().__init__()
         if recon_weight == 0:  # no reconstruction: no decoder (a variational information bottleneck classifier)
             net.strip(keep_decoder=False, keep_logvar=True)
-            if net.variational and cls_weight > 0 and collapse_is_optimal(beta, cls_weight):
+            if net.variational and collapse_is_optimal(beta, cls_weight):  # cls_weight=0 was refused above
                 rank_zero_warn(
                     f"model.recon_weight=0 with beta={beta:g} >= model.cls_weight={cls_weight:g}: with no reconstruction "
                     "a posterior that ignores the input is an optimum of cls_weight*CE + beta*KL, so the dense model "

@@ -144,8 +144,8 @@ class DecoderStripPruning(ModelPruning):
         self._parameters_to_prune = scope_parameters(pl_module.net, self.scope, self._parameter_names)
         self.seed = pl_module.seed
         super().setup(trainer, pl_module, stage)
-        collapses = pl_module.net.variational and collapse_is_optimal(pl_module.beta, pl_module.cls_weight)
-        if self.objective.name == "ce_kl" and collapses:
+        objective, variational = self.objective.name, pl_module.net.variational
+        if objective == "ce_kl" and variational and collapse_is_optimal(pl_module.beta, pl_module.cls_weight):
             rank_zero_warn(
                 f"pruning.finetune_loss=ce_kl with beta={pl_module.beta:g} >= model.cls_weight={pl_module.cls_weight:g}: "
                 "a collapsed posterior is the optimum of CE + beta*KL, so fine-tuning will destroy the classifier "
