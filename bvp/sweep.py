@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from bvp.config import ConfigError, OutputFolders, check_config, config_error_lines, refuse
+from bvp.config import ConfigError, OutputFolders, Parts, check_config, config_error_lines, refuse
 from bvp.io import atomic_write_json, locked, read_json, readable_json, remove_if_empty
 from bvp.names import METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE, SWEEP_LOCK
 from bvp.resolvers import job_key, launch_errors
@@ -44,11 +44,13 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 def sweep_config_errors(config: DictConfig) -> list[str]:
     """The 'key=value: what to write instead' lines of every job of the sweep, each composed as Hydra will compose
     it and put through ``check_config`` (types, ranges, options, keys, the checks across keys), one line per
-    distinct error. About 0.1 s a job; the checks that need the data or a built part wait for the job."""
+    distinct error; then, if the settings pass, ``sweep_data_errors`` of the jobs' data sets. About 0.1 s a job;
+    the other checks that need the data or a built part wait for the job."""
     params = config.hydra.sweeper.get("params")
     jobs = sweep_jobs(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
     loader = GlobalHydra.instance().config_loader()
     errors: list[str] = []
+    composed: list[DictConfig] = []
     for job in jobs:
         try:
             cfg = loader.load_sweep_config(config, list(job))
@@ -56,18 +58,42 @@ def sweep_config_errors(config: DictConfig) -> list[str]:
                 cfg.output_dir = str(config.hydra.sweep.dir)  # the job's own folder is named later, inside it
                 del cfg["hydra"]  # as Hydra hands the job its config
             check_config(cfg)
+            composed.append(cfg)
         except Exception as err:
             lines = config_error_lines(err)
             if lines is None:  # not a setting's fault: the job itself will say what it is
                 continue
             errors += [line for line in lines if line not in errors]
+    return errors or sweep_data_errors(composed)
+
+
+def sweep_data_errors(cfgs: list[DictConfig]) -> list[str]:
+    """Each distinct data set of the sweep's jobs found (or downloaded) as its first job would find it
+    (``prepare_data``), so that ``dataset=mnist,cifar10`` without CIFAR-10 is an error line now, not refused jobs
+    after the MNIST ones have trained for hours. Its warnings wait for the jobs, which give them again."""
+    errors: list[str] = []
+    seen: set[str] = set()
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        for cfg in cfgs:
+            if (key := OmegaConf.to_yaml(cfg.dataset, resolve=True)) in seen:
+                continue
+            seen.add(key)
+            parts = Parts(cfg)
+            if (dm := parts.make("dataset")) is not None:
+                parts.run(dm.prepare_data)
+            errors += [line for line in parts.errors if line not in errors]
+    finally:
+        logging.disable(previous)
     return errors
 
 
 class SweepCheck(Callback):
-    """Refuses a sweep that has a job with a bad setting before its first job runs: every job is composed and
-    checked (``sweep_config_errors``), so a typo in the last value of a long sweep, or a pair of values that do not
-    go together, is an error line now, not a refused job hours later. Hydra's basic sweeper only: another
+    """Refuses a sweep that has a job with a bad setting, or data that is not there, before its first job runs:
+    every job is composed and checked (``sweep_config_errors``), so a typo in the last value of a long sweep, a pair
+    of values that do not go together, or a data set left out of ``make data``, is an error line now, not a refused
+    job hours later. Hydra's basic sweeper only: another
     sweeper (Optuna, say) chooses its jobs as it goes, and each is checked as it starts."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -153,6 +153,20 @@ def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_its_first_job(
     assert not out.exists()
 
 
+def test_a_data_set_missing_from_a_sweep_is_refused_before_the_others_train(
+    mnist_root: Path, tmp_path: Path, tiny_experiment: Path
+) -> None:
+    """dataset=mnist,cifar10_jpeg where only MNIST is on disk: the missing data is one error line before any job
+    runs, not refused CIFAR-10 jobs after the MNIST ones have trained (the stand-in: no network is tried)."""
+    out = tmp_path / "nodata"
+    done = sweep(out, mnist_root, tiny_experiment, "seed=0", "dataset=mnist,cifar10_jpeg")
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: dataset.jpeg_stand_in=true: no decoded CIFAR-10 (JPEG stand-in) batches in ")
+    assert str(mnist_root / "cifar10-jpeg-stand-in") in line
+    assert not out.exists()
+
+
 def test_parallel_launch_with_no_jobs_is_refused_before_the_sweep_starts(mnist_root: Path, tmp_path: Path, tiny_experiment: Path):
     out = tmp_path / "nojobs"
     done = sweep(out, mnist_root, tiny_experiment, "seed=0", "hydra/launcher=gpus", "launch.gpus=0")
