@@ -9,14 +9,17 @@ run down; HYDRA_FULL_ERROR=1: the whole stack) and exits with status 1.
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 import hydra
 from omegaconf import DictConfig
 
-from bvp.config import config_error_lines, refuse
+from bvp.config import command_line_errors, config_error_lines, refuse
 from bvp.run import train
 from bvp.sweep import discard_job_dir, in_multirun
+
+CONF = Path(__file__).resolve().parent / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -55,6 +58,9 @@ if __name__ == "__main__":
     except Exception as err:  # the command line's errors (Hydra composes it before main runs), a sweep's refused job
         lines = config_error_lines(err)
         if lines is not None:
+            overrides = sys.argv[1:]
+            if overrides and not any(arg.startswith("-") for arg in overrides):  # a single run of plain overrides
+                lines = command_line_errors(CONF, "train", overrides) or lines
             refuse(lines)
         if full_error:
             raise

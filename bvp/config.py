@@ -17,12 +17,14 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra import compose, initialize_config_dir
 from hydra._internal.utils import _locate  # hydra.utils.get_object, without its ERROR log line
 from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
@@ -69,6 +71,9 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'\. To append to your config use \+(\S+)$")
+
+
 def config_error_lines(err: BaseException) -> list[str] | None:
     """The 'key=value: what to write instead' lines of a configuration error: bvp's ConfigError, or Hydra's
     composing of the command line (an unknown option, an override it cannot parse, a key that is not in the
@@ -83,11 +88,70 @@ def config_error_lines(err: BaseException) -> list[str] | None:
     if isinstance(err, OverrideParseException):
         return [f"{err.override}: cannot be parsed ({_one_line(err.message)})"]
     if isinstance(err, CompactHydraException) and not isinstance(err, InstantiationException):
-        return [_one_line(str(err))]  # e.g. "Could not override 'foo'. To append to your config use +foo=1"
+        if unknown := UNKNOWN_KEY.match(_one_line(str(err))):  # a run's command line gets a sharper line: below
+            return [f"{unknown[2]}: {unknown[1]} is not a key of the config (--cfg job lists them; a new one: +{unknown[2]})"]
+        return [_one_line(str(err))]
     if isinstance(err, (InterpolationResolutionError, MissingMandatoryValue, ValidationError)):
         what = (str(err).splitlines() or [type(err).__name__])[0]  # OmegaConf appends full_key/object_type lines
         return [f"{err.full_key}: {what}" if err.full_key else what]
     return None
+
+
+def command_line_errors(config_dir: Path, config_name: str, overrides: list[str]) -> list[str]:
+    """Every bad setting of a single run's command line, where Hydra stops at its first: each override composed
+    onto the ones accepted before it (Hydra's refusals; a key not in the config gets the closest one that is, or
+    ``+key=value`` where the schema takes it, e.g. a Trainer flag), then the accepted ones checked together
+    (``check_config``), so one attempt shows them all."""
+    accepted: list[str] = []
+    errors: list[str] = []
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        for override in overrides:
+            try:
+                compose(config_name, overrides=[*accepted, override])
+            except Exception as err:
+                lines = config_error_lines(err)
+                if lines is None:  # not a setting's fault: Hydra's own error says it
+                    return []
+                if (unknown := UNKNOWN_KEY.match(_one_line(str(err)))) is not None:
+                    lines = [_unknown_key_line(config_name, accepted, unknown[1], unknown[2])]
+                errors += [line for line in lines if line not in errors]
+                continue
+            accepted.append(override)
+        errors += [line for line in _check_lines(config_name, accepted) if line not in errors]
+    return errors
+
+
+def _check_lines(config_name: str, overrides: list[str]) -> list[str]:
+    """``check_config``'s lines for the config the overrides compose (inside an initialized Hydra), with the run
+    folder Hydra would give at run time where the overrides do not set one."""
+    given = {override.split("=", 1)[0] for override in overrides}
+    folder = [] if "output_dir" in given else [f"output_dir={os.getcwd()}"]
+    try:
+        check_config(compose(config_name, overrides=[*overrides, *folder]))
+    except ConfigError as err:
+        return config_error_lines(err) or []
+    return []
+
+
+def _unknown_key_line(config_name: str, accepted: list[str], key: str, override: str) -> str:
+    """The line for ``key=value`` where ``key`` is not in the config: ``+key=value`` where the schema would take it
+    (a Trainer flag conf/trainer does not list), else the closest key that is there."""
+    if not any(line.startswith(f"{key}=") for line in _check_lines(config_name, [*accepted, f"+{override}"])):
+        return f"{override}: {key} is not in the config yet; write +{override} to add it"
+    close = difflib.get_close_matches(key, _keys(compose(config_name, overrides=accepted)), n=1)
+    return f"{override}: {key} is not a key of the config" + (
+        f"; did you mean {close[0]}?" if close else " (python train.py --cfg job shows them)"
+    )
+
+
+def _keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of ``cfg``, dotted (``pruning.amount``)."""
+    keys = []
+    for key, value in cfg.items_ex(resolve=False):
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, DictConfig):
+            keys += _keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def pruning_enabled(cfg: DictConfig) -> bool:

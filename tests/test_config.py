@@ -265,9 +265,14 @@ def test_a_refused_run_removes_the_empty_folders_hydra_made_above_it(mnist_root:
     [
         ("dataset=imagenet", "error: dataset=imagenet: no such option in conf/dataset/, choose one of cifar10, "),
         ("beta=[1", "error: beta=[1: cannot be parsed ("),
-        ("nosuchkey=1", "error: Could not override 'nosuchkey'. To append to your config use +nosuchkey=1"),
+        ("nosuchkey=1", "error: nosuchkey=1: nosuchkey is not a key of the config (python train.py --cfg job shows them)"),
+        (
+            "trainer.gradient_clip_val=1",
+            "error: trainer.gradient_clip_val=1: trainer.gradient_clip_val is not in the "
+            "config yet; write +trainer.gradient_clip_val=1 to add it",
+        ),
     ],
-    ids=["unknown-option", "unparsable", "unknown-key"],
+    ids=["unknown-option", "unparsable", "unknown-key", "trainer-flag-without-plus"],
 )
 def test_train_py_turns_hydra_command_line_errors_into_one_line(
     override: str, line: str, mnist_root: Path, tmp_path: Path
@@ -276,6 +281,20 @@ def test_train_py_turns_hydra_command_line_errors_into_one_line(
     assert done.returncode == 2 and "Traceback" not in done.stderr
     (printed,) = done.stderr.splitlines()
     assert printed.startswith(line)
+
+
+def test_train_py_reports_every_bad_override_of_a_run_at_once(mnist_root: Path, tmp_path: Path) -> None:
+    """Hydra stops at the first override it cannot compose; the run's command line is checked override by
+    override, so an unknown option, a misspelt key (with the closest real one) and a bad value all show in one try."""
+    done = train_py(tmp_path, mnist_root, "dataset=mnst", "prunning.amount=0.5", "beta=inf")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        "error: dataset=mnst: no such option in conf/dataset/, choose one of cifar10, cifar10_jpeg, dsprites, "
+        "fashion_mnist, mnist",
+        "error: prunning.amount=0.5: prunning.amount is not a key of the config; did you mean pruning.amount?",
+        "error: beta=inf: must be a finite number >= 0, e.g. beta=4",
+    ]
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_py_keeps_the_traceback_of_a_crash(mnist_root: Path, tmp_path: Path) -> None:
