@@ -95,8 +95,9 @@ def spans(text: str) -> list[str]:
 
 
 def tokens(text: str) -> list[str]:
-    """Every whitespace-separated word of the code in ``text`` (spans and fenced blocks), quotes stripped."""
-    code = [*spans(text), *fenced(text)]
+    """Every whitespace-separated word of the code in ``text`` (spans and fenced blocks), quotes stripped; a span
+    that quotes a refusal (``error: ...``, as train.py prints it) names a bad setting on purpose and is skipped."""
+    code = [c for c in [*spans(text), *fenced(text)] if not c.startswith("error: ")]
     return [w.strip("\"'()[],;:") for c in code for w in c.split()]
 
 
