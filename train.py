@@ -59,7 +59,7 @@ if __name__ == "__main__":
         lines = config_error_lines(err)
         if lines is not None:
             overrides = sys.argv[1:]
-            if overrides and not any(arg.startswith("-") for arg in overrides):  # a single run of plain overrides
+            if overrides and not any(arg.startswith(("-", "hydra.mode")) for arg in overrides):  # one run, plain overrides
                 lines = command_line_errors(CONF, "train", overrides) or lines
             refuse(lines)
         if full_error:

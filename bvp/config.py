@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
@@ -98,50 +99,77 @@ def config_error_lines(err: BaseException) -> list[str] | None:
 
 
 def command_line_errors(config_dir: Path, config_name: str, overrides: list[str]) -> list[str]:
-    """Every bad setting of a single run's command line, where Hydra stops at its first: each override composed
-    onto the ones accepted before it (Hydra's refusals; a key not in the config gets the closest one that is, or
-    ``+key=value`` where the schema takes it, e.g. a Trainer flag), then the accepted ones checked together
-    (``check_config``), so one attempt shows them all."""
-    accepted: list[str] = []
-    errors: list[str] = []
+    """Every bad setting of a single run's command line, where Hydra stops at its first: the whole command line is
+    composed again without each override Hydra refuses (so an override that a later group option or experiment
+    makes valid stays valid, as in Hydra), then what composes is checked (``check_config``), so one attempt shows
+    every bad override. A key not in the config gets the closest key there is, or ``+key=value`` where the schema
+    takes it (a Trainer flag). Empty where Hydra's refusal names no override of the command line."""
+    remaining, refused, errors = list(overrides), [], []
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        for override in overrides:
+        for _ in overrides:
             try:
-                compose(config_name, overrides=[*accepted, override])
+                compose(config_name, overrides=remaining)
+                break
             except Exception as err:
                 lines = config_error_lines(err)
-                if lines is None:  # not a setting's fault: Hydra's own error says it
+                culprit = _culprit(err, remaining)
+                if lines is None or culprit is None:  # not one override's fault: Hydra's own error says it
                     return []
-                if (unknown := UNKNOWN_KEY.match(_one_line(str(err)))) is not None:
-                    lines = [_unknown_key_line(config_name, accepted, unknown[1], unknown[2])]
-                errors += [line for line in lines if line not in errors]
-                continue
-            accepted.append(override)
-        errors += [line for line in _check_lines(config_name, accepted) if line not in errors]
+                remaining.remove(culprit)
+                refused.append((culprit, UNKNOWN_KEY.match(_one_line(str(err))), lines))
+        for culprit, unknown, lines in refused:
+            lines = [_unknown_key_line(config_name, remaining, unknown[1], culprit)] if unknown else lines
+            errors += [line for line in lines if line not in errors]
+        errors += [line for line in _check_lines(config_name, remaining) or [] if line not in errors]
     return errors
 
 
-def _check_lines(config_name: str, overrides: list[str]) -> list[str]:
-    """``check_config``'s lines for the config the overrides compose (inside an initialized Hydra), with the run
-    folder Hydra would give at run time where the overrides do not set one."""
-    given = {override.split("=", 1)[0] for override in overrides}
-    folder = [] if "output_dir" in given else [f"output_dir={os.getcwd()}"]
+def _override_key(override: str) -> str:
+    """The key an override sets: ``+trainer.max_time=1`` -> ``trainer.max_time``, ``~beta`` -> ``beta``."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def _culprit(err: BaseException, overrides: list[str]) -> str | None:
+    """The override of ``overrides`` that Hydra's composing error ``err`` refuses, or None if it names none (the
+    last such override: Hydra applies them in order)."""
+    named = set(re.findall(r"'([^']+)'", str(err)))  # "Could not override 'key'", "An item is already at 'key'"
+    if isinstance(err, OverrideParseException):
+        named.add(err.override)
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        named.add(err.missing_cfg_file.rpartition("/")[0])  # the group of an unknown option
+    if getattr(err, "full_key", None):
+        named.add(err.full_key)
+    return next((o for o in reversed(overrides) if o in named or _override_key(o) in named), None)
+
+
+def _check_lines(config_name: str, overrides: list[str]) -> list[str] | None:
+    """``check_config``'s lines for the config the overrides compose (inside an initialized Hydra); None where they
+    do not compose. The run folder is Hydra's to make, checked when the run starts (``OutputFolders``): a writable
+    stand-in here, unless the overrides set ``output_dir``."""
     try:
-        check_config(compose(config_name, overrides=[*overrides, *folder]))
+        cfg = compose(config_name, overrides=overrides)
+    except Exception:  # e.g. +key=value where key is there
+        return None
+    if OmegaConf.is_interpolation(cfg, "output_dir"):  # ${hydra:runtime.output_dir}: no Hydra run here
+        cfg.output_dir = tempfile.gettempdir()
+    try:
+        check_config(cfg)
     except ConfigError as err:
         return config_error_lines(err) or []
     return []
 
 
 def _unknown_key_line(config_name: str, accepted: list[str], key: str, override: str) -> str:
-    """The line for ``key=value`` where ``key`` is not in the config: ``+key=value`` where the schema would take it
-    (a Trainer flag conf/trainer does not list), else the closest key that is there."""
-    if not any(line.startswith(f"{key}=") for line in _check_lines(config_name, [*accepted, f"+{override}"])):
-        return f"{override}: {key} is not in the config yet; write +{override} to add it"
+    """The line for ``key=value`` where ``key`` is not in the config (``accepted``: the overrides that compose): the
+    closest key there is; else ``+key=value`` where the schema takes the key (a Trainer flag conf/trainer does not
+    list; a bad value of it is refused on the next try); else a pointer to the keys there are."""
     close = difflib.get_close_matches(key, _keys(compose(config_name, overrides=accepted)), n=1)
-    return f"{override}: {key} is not a key of the config" + (
-        f"; did you mean {close[0]}?" if close else " (python train.py --cfg job shows them)"
-    )
+    if close:
+        return f"{override}: {key} is not a key of the config; did you mean {close[0]}?"
+    plus = _check_lines(config_name, [*accepted, f"+{override}"])
+    if plus is not None and not any(line.startswith(f"{key}=") and "not a setting of" in line for line in plus):
+        return f"{override}: {key} is not in the config yet; write +{override} to add it"
+    return f"{override}: {key} is not a key of the config (python train.py --cfg job shows them)"
 
 
 def _keys(cfg: DictConfig, prefix: str = "") -> list[str]:

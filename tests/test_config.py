@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
-from bvp.config import ConfigError, check_config
+from bvp.config import ConfigError, check_config, command_line_errors
 from bvp.run import build, prepare, train
 from tests.conftest import CONF, TINY
 
@@ -295,6 +295,30 @@ def test_train_py_reports_every_bad_override_of_a_run_at_once(mnist_root: Path, 
         "error: beta=inf: must be a finite number >= 0, e.g. beta=4",
     ]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "lines"),
+    [  # Hydra picks group options and experiments before it sets keys, wherever they stand on the command line
+        ("trainer.limit_train_batches=5 debug=fast epochs=abc", ["epochs='abc': must be an integer >= 1, e.g. epochs=30"]),
+        ("dataset.train_size=10 dataset=dsprites beta=-1", ["beta=-1: must be a finite number >= 0, e.g. beta=4"]),
+        (
+            "model.recon_weight=0 model=cnn",
+            ["model.recon_weight=0: model.recon_weight is not a key of the config; did you mean model.cls_weight?"],
+        ),
+        ("logger.nmae=x", ["logger.nmae=x: logger.nmae is not a key of the config; did you mean logger.name?"]),
+        (  # a Trainer flag is added with +, whatever its value (a bad one is refused on the next try)
+            "trainer.gradient_clip_val=-1",
+            [
+                "trainer.gradient_clip_val=-1: trainer.gradient_clip_val is not in the config yet; write "
+                "+trainer.gradient_clip_val=-1 to add it"
+            ],
+        ),
+    ],
+    ids=["key-of-a-later-debug-file", "key-of-a-later-group-option", "key-the-later-option-lacks", "misspelt", "trainer-flag"],
+)
+def test_command_line_errors_read_the_command_line_as_hydra_does(overrides: str, lines: list[str]) -> None:
+    assert command_line_errors(CONF, "train", overrides.split()) == lines
 
 
 def test_train_py_keeps_the_traceback_of_a_crash(mnist_root: Path, tmp_path: Path) -> None:

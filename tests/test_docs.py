@@ -95,10 +95,10 @@ def spans(text: str) -> list[str]:
 
 
 def tokens(text: str) -> list[str]:
-    """Every whitespace-separated word of the code in ``text`` (spans and fenced blocks), quotes stripped; a span
+    """Every whitespace-separated word of the code in ``text`` (spans and fenced blocks), quotes stripped; a line
     that quotes a refusal (``error: ...``, as train.py prints it) names a bad setting on purpose and is skipped."""
-    code = [c for c in [*spans(text), *fenced(text)] if not c.startswith("error: ")]
-    return [w.strip("\"'()[],;:") for c in code for w in c.split()]
+    lines = [line for c in [*spans(text), *fenced(text)] for line in c.splitlines() if not line.startswith("error: ")]
+    return [w.strip("\"'()[],;:") for line in lines for w in line.split()]
 
 
 def token_problem(token: str) -> str | None:
