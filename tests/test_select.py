@@ -53,3 +53,43 @@ def test_test_metrics_and_confounded_sweeps_are_refused(tmp_path: Path, capsys: 
         with pytest.raises(SystemExit):
             select.main(argv)
         assert said in capsys.readouterr().err
+
+
+MIG = {1.0: 0.20, 10.0: 0.05, 100.0: 0.15}  # per cls_weight, the monitor's validation MIG at the branch point
+
+
+def with_curves(root: Path) -> Path:
+    """The sweep's runs with a disentanglement curve: a point before training, the branch point (MIG), then a
+    fine-tuning point whose MIG would choose otherwise."""
+    for path in root.rglob("metrics.json"):
+        record = json.loads(path.read_text())
+        mig = MIG[record["identity"]["model.cls_weight"]]
+        record["disentanglement_curve"] = [
+            {"stage": "dense", "samples": 0, "mig": 0.0},
+            {"stage": "dense", "samples": 100, "mig": mig},
+            {"stage": "finetune", "samples": 200, "mig": 1.0 - mig},
+        ]
+        path.write_text(json.dumps(record))
+    return root
+
+
+def test_a_floor_on_the_branch_points_validation_mig_rules_out_the_best_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "choice.json"
+    runs = str(with_curves(sweep(tmp_path / "s")))
+    select.main([runs, "--key", "model.cls_weight", "--floor", "curve.mig=0.1", "--out", str(out)])
+    assert "chosen: model.cls_weight=100 (highest mean dense_val_acc, curve.mig >= 0.1)" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert record["chosen"] == 100.0 and record["floors"] == {"curve.mig": 0.1}
+    assert [(c["value"], c["eligible"]) for c in record["candidates"]] == [(10.0, False), (100.0, True), (1.0, True)]
+    assert record["candidates"][0]["floors"]["curve.mig"] == pytest.approx(0.05)
+    for argv, said in (
+        (["--floor", "curve.mig=0.5"], "--floor: no value reaches every floor (model.cls_weight=10: curve.mig 0.0500"),
+        (["--floor", "curve.test_mig=0.1"], "--floor=curve.test_mig: a setting is chosen on validation data only"),
+        (["--floor", "curve.dci=0.1"], "--floor=curve.dci: the runs at model.cls_weight=1 do not record it"),
+        (["--floor", "curve.mig=high"], "'curve.mig=high': give METRIC=VALUE with a number"),
+    ):
+        with pytest.raises(SystemExit):
+            select.main([runs, "--key", "model.cls_weight", *argv])
+        assert said in capsys.readouterr().err
