@@ -65,9 +65,9 @@ def with_curves(root: Path) -> Path:
         record = json.loads(path.read_text())
         mig = MIG[record["identity"]["model.cls_weight"]]
         record["disentanglement_curve"] = [
-            {"stage": "dense", "samples": 0, "mig": 0.0},
-            {"stage": "dense", "samples": 100, "mig": mig},
-            {"stage": "finetune", "samples": 200, "mig": 1.0 - mig},
+            {"stage": "dense", "epoch": 0, "step": 0, "samples": 0, "mig": 0.0},
+            {"stage": "dense", "epoch": 1, "step": 10, "samples": 100, "mig": mig},
+            {"stage": "finetune", "epoch": 2, "step": 20, "samples": 200, "mig": 1.0 - mig},
         ]
         path.write_text(json.dumps(record))
     return root

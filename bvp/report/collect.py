@@ -187,3 +187,10 @@ def normalised_beta(run: Run) -> float | None:
 def values(runs: list[Run], metric: str) -> np.ndarray:
     """The finite-or-NaN float values of ``metric`` over ``runs`` that have it (NaN kept: a diverged run)."""
     return np.array([float(r.metrics[metric]) for r in runs if isinstance(r.metrics.get(metric), (int, float))], dtype=float)
+
+
+def branch_point(runs: list[Run]) -> dict[str, Any]:
+    """The disentanglement monitor's last point before the branch (the dense model as pruned), across ``runs``
+    (the branches of one dense model all carry its curve); {} if none trained with the monitor on."""
+    points = [p for r in runs for p in r.curve if p.get("stage") == "dense" and p.get("epoch")]
+    return max(points, key=lambda p: p["step"], default={})

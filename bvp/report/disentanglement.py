@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from bvp.report import stats
-from bvp.report.collect import values
+from bvp.report.collect import branch_point, values
 from bvp.report.contrasts import ALPHA, ENDPOINTS, SeedCurve, censored, deviations
 
 FACTOR_DATASETS = ("dsprites",)  # the data sets with ground-truth factors: their study is this one
@@ -27,15 +27,9 @@ def is_factor_data(cell: tuple[tuple[str, Any], ...]) -> bool:
     return dict(cell)["dataset"] in FACTOR_DATASETS
 
 
-def branch_point(curve: SeedCurve) -> dict[str, Any]:
-    """The monitor's last dense point of the seed's dense model (every branch run carries that model's curve)."""
-    points = [p for r in curve.runs for p in r.curve if p.get("stage") == "dense" and p.get("epoch")]
-    return max(points, key=lambda p: p["step"], default={})
-
-
 def measures(curve: SeedCurve) -> dict[str, float]:
     """The seed's dense model: MIG of its test codes (``dense_mig``) and DCI at its branch point (NaN if not measured)."""
-    point = branch_point(curve)
+    point = branch_point(curve.runs)
     out = {"mig": stats.mean(values(curve.runs, "dense_mig"))}
     return out | {k: float(point[k]) if isinstance(point.get(k), (int, float)) else math.nan for k in DCI}
 

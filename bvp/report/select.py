@@ -21,7 +21,7 @@ import numpy as np
 
 from bvp.io import atomic_write_json
 from bvp.report import stats
-from bvp.report.collect import NoRuns, Run, done_runs, group_runs, load_runs, show, values, varying_keys
+from bvp.report.collect import NoRuns, Run, branch_point, done_runs, group_runs, load_runs, show, values, varying_keys
 
 
 class SelectionError(ValueError):
@@ -36,8 +36,8 @@ def run_values(runs: list[Run], metric: str) -> np.ndarray:
     if not metric.startswith(CURVE_METRIC):
         return values(runs, metric)
     field = metric.removeprefix(CURVE_METRIC)
-    last = [dense[-1] for r in runs if (dense := [p for p in r.curve if p.get("stage") == "dense"])]
-    return np.array([float(p[field]) for p in last if isinstance(p.get(field), (int, float))], dtype=float)
+    points = [branch_point([r]) for r in runs]
+    return np.array([float(p[field]) for p in points if isinstance(p.get(field), (int, float))], dtype=float)
 
 
 def validation_only(metric: str, flag: str) -> None:
