@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import bvp  # noqa: F401  (registers the ${mul:...} and ${join:...} resolvers of conf/)
+from bvp.report.collect import records_digest
 from bvp.sweep import sweep_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,3 +251,13 @@ def test_every_train_command_in_a_fenced_block_composes() -> None:
             except Exception as err:
                 problems.append(f"{name}: {line}\n    {type(err).__name__}: {' '.join(str(err).split())[:300]}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_results_page_was_made_from_the_committed_records() -> None:
+    """docs/results.md names the digest of the records it was made from: a record added or changed in docs/study
+    without the page regenerated fails here, not in a reader's recomputation."""
+    digest = records_digest(ROOT / "docs" / "study")
+    assert f"digest `{digest}`" in (ROOT / "docs" / "results.md").read_text(), (
+        "docs/results.md is stale: regenerate it with "
+        "`bvp-report docs/study --results docs/results.md --figures docs/figures --out /tmp/report`"
+    )

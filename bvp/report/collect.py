@@ -3,6 +3,7 @@ and the grouping of finished runs by every identity key that varies across the s
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
@@ -99,6 +100,15 @@ def read_run(path: Path, sweep_dir: Path) -> Run:
 
 def load_runs(sweep_dir: Path) -> list[Run]:
     return [read_run(path, sweep_dir) for path in sorted(sweep_dir.rglob(METRICS_FILE))]
+
+
+def records_digest(sweep_dir: Path) -> str:
+    """A sha256 (first 16 hex digits) over every metrics.json under ``sweep_dir``, path and bytes, in load_runs's
+    order: the results page names it, so a reader can tell whether the page was made from the records beside it."""
+    digest = hashlib.sha256()
+    for path in sorted(sweep_dir.rglob(METRICS_FILE)):
+        digest.update(path.relative_to(sweep_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def sweeps(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -14,7 +14,7 @@ import numpy as np
 from bvp.io import atomic_write_bytes
 from bvp.report import contrasts as ct
 from bvp.report import disentanglement, stats, structured
-from bvp.report.collect import Run, done_runs
+from bvp.report.collect import Run, done_runs, records_digest
 from bvp.report.contrasts import SeedCurve, amounts, cell_label, family_name, planned
 from bvp.report.tables import md_table, p_cell
 
@@ -308,7 +308,8 @@ def results_markdown(
     hours = sum(float(r.timing.get("fit_seconds") or 0) for r in done) / 3600
     verdicts = verdict_rows(primary, paper, plan) + link_verdict_rows(links, factors, plan)
     lines = [
-        f"{len(done)} finished runs (of {len(runs)} records) in `{sweep_dir}`, from code {', '.join(commits) or '-'}; "
+        f"{len(done)} finished runs (of {len(runs)} records, digest `{records_digest(sweep_dir)}`) in `{sweep_dir}`, "
+        f"from code {', '.join(commits) or '-'}; "
         f"{hours:.2f} hours of training and fine-tuning (the sum of the runs' fit_seconds).",
         "",
         "### Verdicts",
