@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 + 1 epochs, amounts 0 and 0.95, seeds 0-1")
     parser.add_argument("--root", default=None, help="where the parts' sweeps go (default outputs/study[-quick]/<study>)")
     parser.add_argument("--records", type=Path, default=None, help="copy the finished runs' records here instead of running")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. trainer=gpu")
+    parser.add_argument("overrides", nargs="*", default=[], help="extra Hydra overrides for every run, e.g. trainer=gpu")
     args = parser.parse_args(argv)
     parts = STUDIES[args.study]
     seeds = {p: [s for s in part_seeds(p) if not args.quick or s in QUICK_SEEDS] for p in parts}

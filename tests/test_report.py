@@ -368,6 +368,22 @@ def test_cli_refuses_a_folder_without_runs_in_one_line(tmp_path: Path, capsys: p
     assert err.count("\n") == 1 and "no metrics.json under" in err and "Traceback" not in err
 
 
+def test_cli_refuses_figures_without_a_page_or_in_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--figures is where the results page's figures go: without --results it would be ignored, and a file there
+    would fail only after the whole report; both are refused before anything is read."""
+    a_file = tmp_path / "page.md"
+    a_file.write_text("")
+    for argv, said in (
+        ([str(tmp_path), "--figures", str(tmp_path / "figs")], "only the results page's figures go there; add --results"),
+        ([str(tmp_path), "--figures", str(a_file), "--results", str(a_file)], "is a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert said in err and "--figures" in err and "Traceback" not in err
+    assert not (tmp_path / "figs").exists()
+
+
 # -- the statistics, one function at a time -------------------------------------------------------------
 A = np.array([0.91, 0.93, 0.92, 0.95, 0.94, 0.90])
 B = np.array([0.88, 0.90, 0.87, 0.91])

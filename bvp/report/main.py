@@ -133,10 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=writable_folder, default=None, help="where to write (default: SWEEP_DIR/report)")
     parser.add_argument("--resamples", type=int, default=10_000, help="BCa bootstrap resamples (default 10000)")
     parser.add_argument("--results", type=Path, default=None, help="a page to write the study's verdicts into (docs/results.md)")
-    parser.add_argument("--figures", type=Path, default=None, help="where --results puts its figure (default: OUT)")
+    parser.add_argument("--figures", type=writable_folder, default=None, help="where --results puts its figures (default: OUT)")
     args = parser.parse_args(argv)
     if args.resamples < 100:
         parser.error(f"--resamples={args.resamples}: give at least 100 (10000 for a final report)")
+    if args.figures is not None and args.results is None:
+        parser.error(f"--figures={args.figures}: only the results page's figures go there; add --results docs/results.md")
     try:
         result = report(args.sweep_dir, args.out, args.resamples, args.results, args.figures)
     except (collect.NoRuns, results_page.ResultsPageError) as err:
