@@ -259,5 +259,5 @@ def test_the_results_page_was_made_from_the_committed_records() -> None:
     digest = records_digest(ROOT / "docs" / "study")
     assert f"digest `{digest}`" in (ROOT / "docs" / "results.md").read_text(), (
         "docs/results.md is stale: regenerate it with "
-        "`bvp-report docs/study --results docs/results.md --figures docs/figures --out /tmp/report`"
+        "`bvp-report docs/study --results docs/results.md --figures docs/figures --out outputs/report-study`"
     )
