@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDIES = {  # the parts of each study, in the order they run within a seed
     "mnist": ("mnist_curves", "mnist_objectives", "mnist_random", "mnist_layerwise", "mnist_no_recon", "mnist_structured"),
     "fashion_mnist": ("fashion_mnist_curves",),
-    "cifar10": ("cifar10_curves",),  # CIFAR-10 (JPEG stand-in): dataset.jpeg_stand_in=true, never CIFAR-10 results
+    "cifar10": ("cifar10_curves", "cifar10_cnn"),  # CIFAR-10 (JPEG stand-in): jpeg_stand_in=true, never CIFAR-10 results
     "dsprites": ("dsprites_curves",),  # the disentanglement-prunability link (docs/results.md), about 70 CPU-hours
 }
 # the same shape on a small budget: 2 + 1 epochs of 40 batches, amounts 0 and 0.95, two seeds
