@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from hydra import compose, initialize_config_dir
 
 from bvp.io import atomic_write_bytes, readable_json
 from bvp.names import METRICS_FILE, MULTIRUN_FILE, OVERRIDES_FILE, SWEEP_FILE
@@ -39,9 +39,11 @@ QUICK_SEEDS = (0, 1)
 
 
 def part_seeds(part: str) -> list[int]:
-    """The seeds a part's sweep lists (hydra.sweeper.params.seed in its experiment config)."""
-    config = yaml.safe_load((ROOT / "conf" / "experiment" / f"{part}.yaml").read_text())
-    return [int(s) for s in str(config["hydra"]["sweeper"]["params"]["seed"]).split(",")]
+    """The seeds a part's sweep lists (hydra.sweeper.params.seed of the composed experiment, so a part that
+    inherits another's sweep inherits its seeds)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        config = compose("train", overrides=[f"experiment={part}"], return_hydra_config=True)
+    return [int(s) for s in str(config.hydra.sweeper.params.seed).split(",")]
 
 
 def plan(parts: tuple[str, ...], seeds: dict[str, list[int]]) -> list[tuple[int, str]]:

@@ -116,6 +116,7 @@ def test_a_study_runs_seed_major_and_every_part_lists_its_seeds() -> None:
     for part in (p for parts in STUDIES.values() for p in parts):  # each part's config exists and lists seeds from 0
         assert part_seeds(part)[0] == 0
     assert part_seeds("mnist_curves") == list(range(10))
+    assert part_seeds("cifar10_cnn") == part_seeds("cifar10_curves") == list(range(5))  # inherited, not repeated
 
 
 def test_study_records_copy_finished_runs_only_without_checkpoints(tmp_path: Path) -> None:
