@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, ValidationError
 
-from bvp.identity import REFERENCE, run_identity
+from bvp.identity import REFERENCE, identity_difference, run_identity
 from bvp.io import folder_problem, readable_json
 from bvp.names import METRICS_FILE
 from bvp.pruning import check_pruning_args
@@ -261,12 +261,8 @@ def other_run(cfg: DictConfig) -> str | None:
             f"no {METRICS_FILE} with the run's identity beside its checkpoints/ folder, so bvp cannot tell which run "
             "wrote it; give the checkpoints/last.ckpt of a run folder bvp wrote"
         )
-    theirs, mine = record["identity"], run_identity(cfg)
-    keys = sorted(k for k in {*theirs, *mine} if theirs.get(k) != mine.get(k))
-    if not keys:
-        return None
-    differ = "; ".join(f"{k}={mine.get(k)!r} here, {theirs.get(k)!r} there" for k in keys[:4]) + ("; ..." * (len(keys) > 4))
-    return f"another run's checkpoint ({differ}); give that run's settings, or drop ckpt_path"
+    differ = identity_difference(record["identity"], run_identity(cfg))
+    return None if differ is None else f"another run's checkpoint ({differ}); give that run's settings, or drop ckpt_path"
 
 
 def _node(cfg: DictConfig, key: str) -> Any:

@@ -94,6 +94,17 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
+def identity_difference(theirs: dict[str, Any], mine: dict[str, Any], *, shared_only: bool = False) -> str | None:
+    """The settings where two identities differ, as ``key=mine here, theirs there`` (at most four), or None if
+    they agree; ``shared_only``: only keys both have (a key that newer code added is no difference)."""
+    keys = set(theirs) & set(mine) if shared_only else {*theirs, *mine}
+    differ = sorted(k for k in keys if theirs.get(k) != mine.get(k))
+    if not differ:
+        return None
+    shown = "; ".join(f"{k}={mine.get(k)!r} here, {theirs.get(k)!r} there" for k in differ[:4])
+    return shown + "; ..." * (len(differ) > 4)
+
+
 def dense_identity(identity: dict[str, Any], branch_epoch: int) -> dict[str, Any]:
     """What the dense model at the branch point depends on: the identity without the pruning settings and
     the epoch counts after the branch, plus the epoch at which it branches."""

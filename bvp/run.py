@@ -10,14 +10,20 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import signal
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,7 +36,7 @@ from bvp.evaluation.cost import deploy_cost, exported_bytes
 from bvp.evaluation.measure import snapshot
 from bvp.evaluation.monitor import curves
 from bvp.export import export_classifier
-from bvp.identity import code_fingerprint, code_version, dense_identity, run_identity
+from bvp.identity import code_fingerprint, code_version, dense_identity, identity_difference, run_identity
 from bvp.io import atomic_write_json, locked, readable_json
 from bvp.names import LAST_CHECKPOINT, METRICS_FILE, RUN_LOCK
 from bvp.pruning import DecoderStripPruning
@@ -211,6 +217,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     quiet()  # here, not only in train.py: launcher workers (joblib, SLURM) import this module without it
     out_dir = Path(cfg.output_dir)
     path = out_dir / METRICS_FILE
+    if (problem := folder_of_another_run(cfg, out_dir)) is not None:
+        raise ConfigError([problem])
     if done(path):
         log.info("%s is done already: skipping (delete it to run again)", path)
         return readable_json(path) or {}
@@ -225,6 +233,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return record_run(cfg, parts, out_dir)
 
 
+def folder_of_another_run(cfg: DictConfig, out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot hold this run, or None: its record says done (it would be skipped) or it has a
+    checkpoint (it would be resumed), with other settings, so two configs would be recorded as one run."""
+    record = readable_json(out_dir / METRICS_FILE) or {}
+    if "identity" not in record or not (record.get("status") == "done" or (out_dir / LAST_CHECKPOINT).is_file()):
+        return None
+    if (differ := identity_difference(record["identity"], run_identity(cfg), shared_only=True)) is None:
+        return None
+    if in_multirun():
+        return (
+            f"hydra.sweep.dir={out_dir.parent}: {out_dir.name} holds a run with other settings ({differ}); "
+            "give the sweep a new folder, or delete that run's"
+        )
+    return f"hydra.run.dir={out_dir}: holds a run with other settings ({differ}); give the run a new folder, or delete that one"
+
+
 def interruption(err: BaseException) -> tuple[str, int] | None:
     """Why ``err`` stopped a run from outside, and the shell's exit status for it (None: the run failed). Lightning
     answers Ctrl-C by calling sys.exit(1) inside its except KeyboardInterrupt, and SIGTERM (a scheduler's
@@ -234,6 +258,26 @@ def interruption(err: BaseException) -> tuple[str, int] | None:
     if isinstance(err, KeyboardInterrupt) or (type(err) is SystemExit and isinstance(err.__context__, KeyboardInterrupt)):
         return "KeyboardInterrupt: stopped by the user", 130
     return None
+
+
+@contextmanager
+def sigterm_stops(trainer: L.Trainer) -> Iterator[None]:
+    """SIGTERM raises SIGTERMException also where Lightning does not handle it (after fit: the measurements and the
+    export), so the record says interrupted instead of running; during fit Lightning's own handler stops at the
+    next batch (it calls this one too, which then leaves it to Lightning)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not (trainer.state.fn == TrainerFn.FITTING and trainer.state.status == TrainerStatus.RUNNING):
+            raise SIGTERMException
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def how_to_resume(out_dir: Path) -> str:
@@ -262,7 +306,8 @@ def record_run(cfg: DictConfig, parts: Prepared, out_dir: Path) -> dict[str, Any
     }
     try:
         atomic_write_json(path, record)
-        record.update(fit_and_measure(parts, cfg, out_dir))
+        with sigterm_stops(parts[2]):
+            record.update(fit_and_measure(parts, cfg, out_dir))
         record["status"] = "done"
     except BaseException as err:
         stop = interruption(err)

@@ -76,6 +76,43 @@ def test_finished_run_is_skipped(make_cfg, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "metrics.json").stat().st_mtime_ns == stamp
 
 
+def test_a_folder_holding_a_run_with_other_settings_is_refused_not_skipped_or_resumed(make_cfg, tmp_path: Path) -> None:
+    """Skipping a finished run would report it under the new settings; resuming a checkpoint would train two
+    configs as one run. Either way the folder's record stays as it was."""
+    first = train(make_cfg("pruning=none", "epochs=1"))
+    with pytest.raises(ConfigError, match=r"hydra.run.dir=.*run: holds a run with other settings \(beta=3 here"):
+        train(make_cfg("pruning=none", "epochs=1", "beta=3"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == first
+    crash = ("+callbacks.crash._target_=helpers.CrashAt", "+callbacks.crash.epoch=1")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(make_cfg("pruning=none", "epochs=2", *crash, name="killed"))
+    with pytest.raises(ConfigError, match=r"\(model.cls_weight=3 here"):
+        train(make_cfg("pruning=none", "epochs=2", "model.cls_weight=3", name="killed"))
+    assert train(make_cfg("pruning=none", "epochs=2", name="killed"))["status"] == "done"  # its own settings resume it
+
+
+def test_sigterm_after_training_records_an_interrupted_run(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    """Lightning handles SIGTERM only during fit; one during the measurements after it stops the run the same way."""
+    import signal
+
+    from bvp import run
+
+    def export_then_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return export(*args, **kwargs)
+
+    export = run.export_classifier
+    monkeypatch.setattr(run, "export_classifier", export_then_sigterm)
+    handler = signal.signal(signal.SIGTERM, lambda *_: None)  # never the default (kill pytest)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            train(make_cfg("pruning=none", "epochs=1"))
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stop.value.code == 143 and record["status"] == "interrupted" and "ended" in record["process"]
+
+
 def test_nan_loss_stops_the_run_and_records_failure(make_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     original = ClassifModule.loss_terms
 
