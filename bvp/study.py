@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from bvp.io import atomic_write_bytes, readable_json
+from bvp.io import atomic_write_bytes, readable_json, writable_folder
 from bvp.names import METRICS_FILE, MULTIRUN_FILE, OVERRIDES_FILE, SWEEP_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", choices=sorted(STUDIES))
     parser.add_argument("--quick", action="store_true", help="2 + 1 epochs, amounts 0 and 0.95, seeds 0-1")
     parser.add_argument("--root", default=None, help="where the parts' sweeps go (default outputs/study[-quick]/<study>)")
-    parser.add_argument("--records", type=Path, default=None, help="copy the finished runs' records here instead of running")
+    parser.add_argument(
+        "--records", type=writable_folder, default=None, help="copy the finished runs' records here instead of running"
+    )
     parser.add_argument("overrides", nargs="*", default=[], help="extra Hydra overrides for every run, e.g. trainer=gpu")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options and overrides in any order (make study-quick ARGS=...)
     parts = STUDIES[args.study]
     seeds = {p: [s for s in part_seeds(p) if not args.quick or s in QUICK_SEEDS] for p in parts}
     root = Path(args.root or f"outputs/{'study-quick' if args.quick else 'study'}/{args.study}")
@@ -91,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={part}", f"seed={seed}"]
         cmd += [f"hydra.sweep.dir={root / part.removeprefix(args.study + '_')}", *(QUICK if args.quick else ()), *args.overrides]
         print(f"study: {part} seed={seed}", file=sys.stderr, flush=True)
-        if subprocess.run(cmd).returncode != 0:  # a failed job fails its sweep alone; the others go on
+        status = subprocess.run(cmd).returncode
+        if status == 2:  # the sweep was refused before any job (its error lines above): so would every other be
+            print(f"study: {part} seed={seed} was refused; nothing more is started", file=sys.stderr)
+            return 2
+        if status != 0:  # a failed job fails its sweep alone; the others go on
             failed.append(f"{part} seed={seed}")
     if failed:
         print(f"study: sweeps with failed jobs (re-run to retry them): {', '.join(failed)}", file=sys.stderr)

@@ -119,6 +119,22 @@ def test_a_study_runs_seed_major_and_every_part_lists_its_seeds() -> None:
     assert part_seeds("cifar10_cnn") == part_seeds("cifar10_curves") == list(range(5))  # inherited, not repeated
 
 
+def test_a_study_takes_overrides_after_its_options_and_stops_at_a_refused_sweep(monkeypatch, tmp_path: Path) -> None:
+    """make study-quick ARGS=... puts the overrides after --quick; a sweep refused for a bad setting (exit 2) would be
+    refused again for every other seed and part, so the study stops there with that status."""
+    import subprocess
+
+    from bvp import study
+
+    calls: list[list[str]] = []
+    for status, expected in ((0, 0), (2, 2)):
+        calls.clear()
+        monkeypatch.setattr(subprocess, "run", lambda cmd: calls.append(cmd) or subprocess.CompletedProcess(cmd, status))
+        assert study.main(["fashion_mnist", "--quick", "beta=3", "--root", str(tmp_path)]) == expected
+        assert all(cmd[-1] == "beta=3" for cmd in calls)
+        assert len(calls) == (len(study.QUICK_SEEDS) if status == 0 else 1)
+
+
 def test_study_records_copy_finished_runs_only_without_checkpoints(tmp_path: Path) -> None:
     from bvp.io import atomic_write_json
     from bvp.study import copy_records
