@@ -129,7 +129,9 @@ def test_a_study_takes_overrides_after_its_options_and_stops_at_a_refused_sweep(
     calls: list[list[str]] = []
     for status, expected in ((0, 0), (2, 2)):
         calls.clear()
-        monkeypatch.setattr(subprocess, "run", lambda cmd: calls.append(cmd) or subprocess.CompletedProcess(cmd, status))
+        monkeypatch.setattr(
+            subprocess, "run", lambda cmd, status=status: calls.append(cmd) or subprocess.CompletedProcess(cmd, status)
+        )
         assert study.main(["fashion_mnist", "--quick", "beta=3", "--root", str(tmp_path)]) == expected
         assert all(cmd[-1] == "beta=3" for cmd in calls)
         assert len(calls) == (len(study.QUICK_SEEDS) if status == 0 else 1)

@@ -41,6 +41,8 @@ def test_test_metrics_and_confounded_sweeps_are_refused(tmp_path: Path, capsys: 
             [runs, "--key", "model.cls_weight", "--metric", "dense_test_acc"],
             "--metric=dense_test_acc: a setting is chosen on validation",
         ),
+        ([runs, "--key", "model.cls_weight", "--metric", "accuracy_drop"], "--metric=accuracy_drop: a setting is chosen on"),
+        ([runs, "--key", "model.cls_weight", "--floor", "dense_label_mig=0.1"], "--floor=dense_label_mig: a setting is"),
         ([str(sweep(tmp_path / "c", {"lr": 0.01})), "--key", "model.cls_weight"], "also differ in lr"),
         ([runs, "--key", "beta"], "--key=beta: the runs also differ in model.cls_weight"),
         (
@@ -87,8 +89,10 @@ def test_a_floor_on_the_branch_points_validation_mig_rules_out_the_best_accuracy
     for argv, said in (
         (["--floor", "curve.mig=0.5"], "--floor: no value reaches every floor (model.cls_weight=10: curve.mig 0.0500"),
         (["--floor", "curve.test_mig=0.1"], "--floor=curve.test_mig: a setting is chosen on validation data only"),
-        (["--floor", "curve.dci=0.1"], "--floor=curve.dci: the runs at model.cls_weight=1 do not record it"),
+        (["--floor", "curve.dci_completeness=0.1"], "--floor=curve.dci_completeness: the runs at model.cls_weight=1 do not"),
         (["--floor", "curve.mig=high"], "'curve.mig=high': give METRIC=VALUE with a number"),
+        (["--out", str(tmp_path)], "is a folder; give a file in it"),
+        (["--out", str(out / "x.json")], "choice.json is a file"),
     ):
         with pytest.raises(SystemExit):
             select.main([runs, "--key", "model.cls_weight", *argv])

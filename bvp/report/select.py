@@ -3,7 +3,8 @@
 Reads the finished runs under DIR (a sweep over ``--key``, the rest of the identity fixed), and picks the value with
 the highest mean of ``--metric`` (default ``dense_val_acc``) over seeds, among the values whose mean of each
 ``--floor METRIC=VALUE`` is at least VALUE (a second requirement, e.g. ``--floor curve.mig=0.1``: the validation MIG
-of the disentanglement monitor's last point before the branch). A test metric is refused, as are runs that differ
+of the disentanglement monitor's last point before the branch). A metric not measured on validation data (a test
+accuracy, a drop, a label MIG: ``CHOOSABLE`` lists the allowed) is refused, as are runs that differ
 in another setting too (the choice would be confounded with it). ``--out`` writes the candidates and the choice as
 JSON, the record of how a setting was chosen (issues 20 and 21: ``model.cls_weight``).
 """
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from bvp.io import atomic_write_json
+from bvp.io import atomic_write_json, folder_problem
+from bvp.names import UNPRUNED, VALIDATION
 from bvp.report import stats
 from bvp.report.collect import NoRuns, Run, branch_point, done_runs, group_runs, load_runs, show, values, varying_keys
 
@@ -40,9 +42,17 @@ def run_values(runs: list[Run], metric: str) -> np.ndarray:
     return np.array([float(p[field]) for p in points if isinstance(p.get(field), (int, float))], dtype=float)
 
 
+# what may choose a setting: measured on the validation split only (a drop or a label MIG reads the test split)
+CHOOSABLE = (
+    *VALIDATION,
+    UNPRUNED[0],
+    *(CURVE_METRIC + f for f in ("val_acc", "mig", "dci_disentanglement", "dci_completeness", "dci_informativeness")),
+)
+
+
 def validation_only(metric: str, flag: str) -> None:
-    if "test" in metric:
-        raise SelectionError(f"{flag}={metric}: a setting is chosen on validation data only; give e.g. dense_val_acc")
+    if metric not in CHOOSABLE:
+        raise SelectionError(f"{flag}={metric}: a setting is chosen on validation data only; give one of {', '.join(CHOOSABLE)}")
 
 
 def candidates(runs: list[Run], key: str, metric: str, floors: dict[str, float] | None = None) -> list[dict[str, Any]]:
@@ -99,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="METRIC=VALUE",
         help="only values whose mean METRIC is at least VALUE may be chosen (repeatable), e.g. curve.mig=0.1",
     )
-    parser.add_argument("--out", type=Path, default=None, help="write the candidates and the choice here (JSON)")
+    parser.add_argument("--out", type=out_file, default=None, help="write the candidates and the choice here (JSON)")
     args = parser.parse_args(argv)
     floors = dict(args.floor)
     try:
@@ -123,6 +133,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.out is not None:
         record = {"key": args.key, "metric": args.metric, "floors": floors, "chosen": chosen["value"], "candidates": rows}
         atomic_write_json(args.out, record | {"sweep_dir": str(args.sweep_dir)})
+
+
+def out_file(text: str) -> Path:
+    """``--out``: a JSON file that can be written, checked before anything is read or printed."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; give a file in it, e.g. {path / 'selection.json'}")
+    if (problem := folder_problem(path.parent)) is not None:
+        raise argparse.ArgumentTypeError(f"{text}: its folder {path.parent} {problem}")
+    return path
 
 
 def floor_arg(text: str) -> tuple[str, float]:
