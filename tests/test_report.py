@@ -188,6 +188,10 @@ def test_a_study_folder_lists_the_missing_and_refused_jobs_of_each_part(tmp_path
     assert "2 jobs of sweep.json never started." in md and "## Missing runs (2)" in md
     assert "- `curves/`: model=beta_vae beta=3.0 seed=0" in md and "- `random/`: model=beta_vae beta=3.0 seed=0" in md
     assert "## Refused runs (1)\n\n- `random/`: model=cnn beta=-1: beta=-1: must be" in md
+    for damaged in ('{"jobs": [', "[1, 2]", '{"jobs": 5}', '{"jobs": [], "refused": [1]}'):  # read as missing, with a warning
+        (study / "random" / SWEEP_FILE).write_text(damaged)
+        md = (report(study, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
+        assert "1 jobs of sweep.json never started." in md and "## Refused runs (0)" in md
 
 
 def test_six_amounts_give_six_rows_a_curve_and_its_endpoints(tmp_path: Path) -> None:
@@ -368,7 +372,7 @@ def test_cli_refuses_a_folder_without_runs_in_one_line(tmp_path: Path, capsys: p
     assert err.count("\n") == 1 and "no metrics.json under" in err and "Traceback" not in err
 
 
-def test_cli_refuses_figures_without_a_page_or_in_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_bad_figures_and_an_unwritable_default_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--figures is where the results page's figures go: without --results it would be ignored, and a file there
     would fail only after the whole report; both are refused before anything is read."""
     a_file = tmp_path / "page.md"
@@ -382,6 +386,10 @@ def test_cli_refuses_figures_without_a_page_or_in_a_file(tmp_path: Path, capsys:
         err = capsys.readouterr().err
         assert said in err and "--figures" in err and "Traceback" not in err
     assert not (tmp_path / "figs").exists()
+    (tmp_path / "report").write_text("")  # the default --out, SWEEP_DIR/report, cannot be a folder
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "(the default --out): is a file, not a folder; give --out" in capsys.readouterr().err
 
 
 # -- the statistics, one function at a time -------------------------------------------------------------

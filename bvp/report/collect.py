@@ -4,6 +4,7 @@ and the grouping of finished runs by every identity key that varies across the s
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 from collections import defaultdict
@@ -14,9 +15,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bvp.io import read_json
+from bvp.io import read_json, readable_json
 from bvp.names import CURVE, METRICS_FILE, OVERRIDES_FILE, SWEEP_FILE
 from bvp.resolvers import job_key
+
+log = logging.getLogger(__name__)
 
 SEED = "seed"
 AXIS = "pruning.amount"  # the key that moves a run along a sparsity curve
@@ -115,7 +118,26 @@ def sweeps(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """Every sweep.json under ``sweep_dir`` with its folder relative to it ("" at the top): a study's parts each
     keep their own (outputs/study/mnist/curves/sweep.json)."""
     found = sorted(sweep_dir.rglob(SWEEP_FILE))
-    return [("" if p.parent == sweep_dir else str(p.parent.relative_to(sweep_dir)), read_json(p) or {}) for p in found]
+    return [("" if p.parent == sweep_dir else str(p.parent.relative_to(sweep_dir)), sweep_plan(p)) for p in found]
+
+
+def _overrides(value: Any) -> bool:
+    """A list of strings: a job's overrides, or a refused job's error lines."""
+    return isinstance(value, list) and all(isinstance(o, str) for o in value)
+
+
+def sweep_plan(path: Path) -> dict[str, Any]:
+    """A sweep.json's plan (``jobs``: each job's overrides; ``refused``: those jobs' records), or {} with a
+    warning where the file is damaged or not of that shape: the report goes on without its missing-job list."""
+    info = readable_json(path) or {}
+    jobs, refused = info.get("jobs", []), info.get("refused", [])
+    shaped = isinstance(jobs, list) and all(map(_overrides, jobs)) and isinstance(refused, list)
+    records = (isinstance(r, dict) and _overrides(r.get("overrides")) and _overrides(r.get("errors")) for r in refused)
+    shaped = shaped and all(records)
+    if not shaped:
+        log.warning("%s is not a sweep plan (jobs: lists of overrides, refused: their records): read as missing", path)
+        return {}
+    return info
 
 
 def refused_jobs(found: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

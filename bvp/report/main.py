@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bvp.io import writable_folder
+from bvp.io import folder_problem, writable_folder
 from bvp.report import collect, contrasts, figures, prunability, structured, tables
 from bvp.report import results as results_page
 
@@ -137,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.resamples < 100:
         parser.error(f"--resamples={args.resamples}: give at least 100 (10000 for a final report)")
+    if args.out is None and args.sweep_dir.is_dir() and (problem := folder_problem(args.sweep_dir / "report")) is not None:
+        parser.error(f"{args.sweep_dir / 'report'} (the default --out): {problem}; give --out a folder that can be written")
     if args.figures is not None and args.results is None:
         parser.error(f"--figures={args.figures}: only the results page's figures go there; add --results docs/results.md")
     try:
