@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ def sweep_jobs(params: dict[str, Any], task_overrides: list[str]) -> list[list[s
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 
 
 def sweep_config_errors(config: DictConfig) -> list[str]:
@@ -97,6 +99,8 @@ class SweepCheck(Callback):
     sweeper (Optuna, say) chooses its jobs as it goes, and each is checked as it starts."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.launcher.get("_target_") == SLURM_LAUNCHER and shutil.which("srun") is None:  # submitit needs it
+            refuse(["hydra/launcher=slurm: no SLURM here (srun is not on PATH); sweep from a SLURM login node, or drop it"])
         if launch_errors(config) or config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             return  # launch errors: refused already, by the launcher's n_jobs (bvp.resolvers.parallel_jobs)
         if errors := sweep_config_errors(config):

@@ -173,3 +173,24 @@ def test_parallel_launch_with_no_jobs_is_refused_before_the_sweep_starts(mnist_r
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines() == ["error: launch.gpus=0: must be an integer >= 1, e.g. launch.gpus=4"]
     assert not out.exists()
+
+
+def test_a_slurm_sweep_off_a_cluster_is_refused_in_one_line(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """submitit fails with a traceback where srun is missing; the sweep check says so first, before sweep.json."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+
+    from bvp.sweep import SweepCheck
+    from tests.conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit) as stop:
+        SweepCheck().on_multirun_start(cfg)
+    assert stop.value.code == 2
+    assert (
+        capsys.readouterr().err
+        == "error: hydra/launcher=slurm: no SLURM here (srun is not on PATH); sweep from a SLURM login node, or drop it\n"
+    )
