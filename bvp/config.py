@@ -239,6 +239,8 @@ def checkpoint_problem(path: str) -> str | None:
     """Why ``path`` is not a Lightning checkpoint to resume from, or None if it is: read as ``fit`` reads it."""
     from lightning.pytorch.core.saving import pl_load
 
+    if os.path.isdir(path):
+        return "is a folder, not a checkpoint file"
     if not os.path.isfile(path):
         return "no such file"
     try:

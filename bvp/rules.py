@@ -70,7 +70,8 @@ class Rules:
         return rules
 
     def add(self, key: str, value: Any, what: str) -> None:
-        self.errors.append(f"{key}={value!r}: {what}")
+        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+        self.errors.append(f"{key}={shown}: {what}")  # null, true, false: as the command line and YAML spell them
 
     def number(
         self,

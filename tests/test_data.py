@@ -73,7 +73,7 @@ def test_damaged_files_are_named_damaged_not_missing(tmp_path: Path) -> None:
     [
         ({"batch_size": 0}, "batch_size=0: must be an integer >= 1, e.g. batch_size=128"),
         ({"eval_batch_size": 2.5}, "eval_batch_size=2.5: must be an integer >= 1, e.g. eval_batch_size=1000"),
-        ({"val_size": True}, "val_size=True: must be an integer >= 1, e.g. val_size=5000"),
+        ({"val_size": True}, "val_size=true: must be an integer >= 1, e.g. val_size=5000"),
         ({"seed": 2**32}, "seed=4294967296: must be an integer >= 0 and <= 4294967295, e.g. seed=0"),
         ({"crop_padding": 28}, "crop_padding=28: must be an integer >= 0 and < 28, e.g. crop_padding=3"),
         ({"hflip": "yes"}, "hflip='yes': must be true or false"),

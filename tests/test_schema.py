@@ -137,7 +137,11 @@ def test_folders_that_cannot_be_created_are_refused_naming_them(make_cfg, a_file
 def test_a_ckpt_path_that_is_not_a_lightning_checkpoint_is_refused(make_cfg, tmp_path: Path, a_file: Path) -> None:
     plain = tmp_path / "weights.pt"
     torch.save({"weight": torch.zeros(2)}, plain)  # a torch file, but no Lightning checkpoint
-    for path, why in ((a_file, "not a Lightning checkpoint (UnpicklingError: "), (plain, "not a Lightning checkpoint (it holds")):
+    for path, why in (
+        (a_file, "not a Lightning checkpoint (UnpicklingError: "),
+        (plain, "not a Lightning checkpoint (it holds"),
+        (tmp_path, "is a folder, not a checkpoint file"),
+    ):
         with pytest.raises(ConfigError) as err:
             check_config(make_cfg(f"ckpt_path={path}"))
         (line,) = err.value.errors
