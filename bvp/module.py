@@ -93,7 +93,8 @@ class ClassifModule(L.LightningModule):
         self.register_buffer("bad_loss", torch.zeros((), dtype=torch.bool), persistent=False)
         self._images: Tensor | None = None  # inputs and reconstructions of the first validation batch
         self._traversal: Tensor | None = None  # each latent dimension swept over +-3 around its first image's code
-        self.epoch_seconds: list[float] = []  # wall time of each training epoch (validation included)
+        # wall time of each training epoch, validation included (and the callbacks' epoch-end work: the branch point)
+        self.epoch_seconds: list[float] = []
         self._epoch_start = 0.0
 
     # -- loss -----------------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def fit_and_measure(parts: Prepared, cfg: DictConfig, out_dir: Path) -> dict[str
         "fit_seconds": fit_seconds,
         "epochs_timed": len(epochs),
         "seconds_per_epoch": statistics.median(epochs) if epochs else None,
-        "epoch_seconds_sum": sum(epochs),  # training epochs only: what the sparsity-curve cost is counted in
+        "epoch_seconds_sum": sum(epochs),  # this process's training epochs (the branch epoch with its measurements)
     }
     log_run_summary(trainer.logger, run_identity(cfg), metrics)
     return {"metrics": metrics, "artifacts": artifacts, **record}
