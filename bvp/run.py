@@ -41,7 +41,7 @@ from bvp.io import atomic_write_json, locked, readable_json
 from bvp.names import LAST_CHECKPOINT, METRICS_FILE, RUN_LOCK
 from bvp.pruning import DecoderStripPruning
 from bvp.pruning.branch import DenseCache
-from bvp.sweep import assign_job_resources, in_multirun
+from bvp.sweep import assign_job_resources, in_multirun, unlaunched_sweep
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,8 @@ def fit_and_measure(parts: Prepared, cfg: DictConfig, out_dir: Path) -> dict[str
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or skip, or resume) the training run that ``cfg`` describes; returns its metrics.json record."""
     quiet()  # here, not only in train.py: launcher workers (joblib, SLURM) import this module without it
+    if (warning := unlaunched_sweep()) is not None:
+        log.warning(warning)
     out_dir = Path(cfg.output_dir)
     path = out_dir / METRICS_FILE
     if (problem := folder_of_another_run(cfg, out_dir)) is not None:

@@ -218,6 +218,18 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def unlaunched_sweep() -> str | None:
+    """A warning for a single run whose config lists a sweep (an experiment's hydra.sweeper.params) that only
+    -m would launch: it runs one job with the config's own values, which is rarely what was meant."""
+    if not HydraConfig.initialized() or in_multirun():
+        return None
+    params = HydraConfig.get().sweeper.get("params") or {}
+    if not params:
+        return None
+    swept = ", ".join(params)
+    return f"this config lists a sweep over {swept}; without -m it runs one job with its own values: add -m to run the sweep"
+
+
 def assign_job_resources(cfg: DictConfig) -> list[int] | None:
     """In a multirun: the GPU index for this job (job number modulo ``launch.gpus``) and, for parallel
     CPU jobs, a fair share of the cores. Returns the devices to give the Trainer (None: leave as is)."""

@@ -194,3 +194,28 @@ def test_a_slurm_sweep_off_a_cluster_is_refused_in_one_line(monkeypatch, capsys:
         capsys.readouterr().err
         == "error: hydra/launcher=slurm: no SLURM here (srun is not on PATH); sweep from a SLURM login node, or drop it\n"
     )
+
+
+def test_a_single_run_of_a_config_that_lists_a_sweep_says_to_add_m() -> None:
+    """train.py experiment=quick (no -m) runs one job of its sweep: the run warns, a plain run does not."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from bvp.sweep import unlaunched_sweep
+    from tests.conftest import CONF
+
+    said, previous = [], HydraConfig.instance().cfg
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            for overrides in (["experiment=quick"], []):
+                cfg = compose("train", overrides=overrides, return_hydra_config=True)
+                with open_dict(cfg):
+                    cfg.hydra.mode = RunMode.RUN
+                HydraConfig.instance().set_config(cfg)
+                said.append(unlaunched_sweep())
+    finally:
+        HydraConfig.instance().cfg = previous  # other tests run outside Hydra
+    assert said[0] is not None and "sweep over beta, seed" in said[0] and "add -m" in said[0]
+    assert said[1] is None
