@@ -561,3 +561,13 @@ def test_a_monitored_run_gets_its_learning_curve_as_a_figure_and_a_csv(tmp_path:
     assert [(r["run"], r["samples"], r["mig"], r["mig_per_factor.scale"]) for r in rows] == [
         ("beta=4", str(640 * e), str(0.02 * e), str(0.03 * e)) for e in range(3)
     ]  # only the monitored run, every point, the per-factor gaps flattened
+
+
+def test_the_summary_names_the_code_versions_and_says_when_it_pools_several(tmp_path: Path) -> None:
+    root = fake_sweep(tmp_path / "s")
+    md = (report(root, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
+    assert "Code: unknown (16 runs)." in md and "More than one code version" not in md
+    first = sorted(root.rglob("metrics.json"))[0]
+    atomic_write_json(first, json.loads(first.read_text()) | {"code": {"commit": "abc1234", "dirty": True}})
+    md = (report(root, resamples=RESAMPLES, out_dir=tmp_path / "again")["out_dir"] / "summary.md").read_text()
+    assert "Code: abc1234 (dirty) (1 run), unknown (15 runs). More than one code version: these tables pool them" in md

@@ -53,6 +53,10 @@ class Run:
     def key(self, keys: list[str]) -> Key:
         return tuple(self.identity.get(k) for k in keys)
 
+    def version(self) -> str:
+        """The code that ran it: its commit, marked (dirty) where the tree had changes."""
+        return f"{self.code.get('commit') or 'unknown'}{' (dirty)' if self.code.get('dirty') else ''}"
+
 
 def _number(value: Any) -> Any:
     """bvp.io writes non-finite floats as the strings 'nan', 'inf', '-inf'."""

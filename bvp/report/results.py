@@ -304,7 +304,7 @@ def results_markdown(
     factors = {cell: c for cell, c in weights.items() if disentanglement.is_factor_data(cell)}
     primary, exploratory, family = ct.primary_rows(paper), ct.exploratory_rows(weights), structured.family_rows(channels)
     links = {name: disentanglement.link_rows(f"link ({name})", mine) for name, mine in by_family(factors).items()}
-    commits = sorted({f"{r.code.get('commit') or 'unknown'}{' (dirty)' if r.code.get('dirty') else ''}" for r in done})
+    commits = sorted({r.version() for r in done})
     hours = sum(float(r.timing.get("fit_seconds") or 0) for r in done) / 3600
     verdicts = verdict_rows(primary, paper, plan) + link_verdict_rows(links, factors, plan)
     lines = [

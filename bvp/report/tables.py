@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -319,16 +320,20 @@ def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], mis
         {
             f"{r.identity.get('dataset')}" + (f" ({r.identity['dataset_source']})" if r.identity.get("dataset_source") else "")
             for r in runs
+            if r.identity  # an unreadable record has none
         }
     )
-    models = sorted({str(r.identity.get("model")) for r in runs})
+    models = sorted({str(r.identity.get("model")) for r in runs if r.identity})
+    versions = Counter(r.version() for r in runs if r.status == "done")
+    code = ", ".join(f"{commit} ({n} {'run' if n == 1 else 'runs'})" for commit, n in sorted(versions.items()))
+    pooled = " More than one code version: these tables pool them; compare runs of one version." if len(versions) > 1 else ""
     return [
         f"# Sweep summary: {title}",
         "",
         f"{len(runs)} run folders: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or unfinished; "
         f"{len(missing)} jobs of sweep.json never started.",
         "",
-        f"Data: {', '.join(data) or '-'}. Models: {', '.join(models) or '-'}.",
+        f"Data: {', '.join(data) or '-'}. Models: {', '.join(models) or '-'}. Code: {code or '-'}.{pooled}",
         "",
         "Groups: every identity key that varies across the done runs, seed aside (seeds are the replicates): "
         + (", ".join(f"`{k}`" for k in keys) or "none")
