@@ -18,7 +18,7 @@ from scipy import stats as sps
 from bvp.io import atomic_write_json
 from bvp.report import main, report
 from bvp.report import stats as st
-from bvp.report.collect import Run, group_runs, varying_keys
+from bvp.report.collect import Run, group_runs, sweeps, varying_keys
 from bvp.report.prunability import dense_models, points, spearman_rows
 from bvp.report.tables import STATS_COLUMNS, curves, stat_rows
 from bvp.sweep import SWEEP_FILE
@@ -190,8 +190,9 @@ def test_a_study_folder_lists_the_missing_and_refused_jobs_of_each_part(tmp_path
     assert "## Refused runs (1)\n\n- `random/`: model=cnn beta=-1: beta=-1: must be" in md
     for damaged in ('{"jobs": [', "[1, 2]", '{"jobs": 5}', '{"jobs": [], "refused": [1]}'):  # read as missing, with a warning
         (study / "random" / SWEEP_FILE).write_text(damaged)
-        md = (report(study, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
-        assert "1 jobs of sweep.json never started." in md and "## Refused runs (0)" in md
+        assert dict(sweeps(study))["random"] == {} and dict(sweeps(study))["curves"]["jobs"]
+    md = (report(study, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
+    assert "1 jobs of sweep.json never started." in md and "## Refused runs (0)" in md
 
 
 def test_six_amounts_give_six_rows_a_curve_and_its_endpoints(tmp_path: Path) -> None:
