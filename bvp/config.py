@@ -49,6 +49,7 @@ from bvp.rules import (  # ConfigError and Rules: importable from bvp.config too
     Rules,
     Spec,
     Text,
+    shown,
 )
 from bvp.trainer import lightning_trainer, trainer_class, trainer_settings
 
@@ -405,7 +406,7 @@ class Schema:
                 continue  # callbacks.<name>=null: that callback switched off
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]}?" if close else f"the settings outside the parts are {', '.join(known)}"
-            errors.append(f"{key}={_node(self.cfg, key)._value()!r}: not a setting of bvp (nothing reads it); {hint}")
+            errors.append(f"{key}={shown(_node(self.cfg, key)._value())}: not a setting of bvp (nothing reads it); {hint}")
         return errors
 
     def check(self) -> list[str]:
@@ -432,7 +433,7 @@ class Schema:
             if not isinstance(child, str) or (child.startswith("_") and child.endswith("_")):
                 continue
             if child not in named and not takes_any:
-                self.errors.append(f"{key}.{child}={raw!r}: not a setting of {target}; it takes {', '.join(named)}")
+                self.errors.append(f"{key}.{child}={shown(raw)}: not a setting of {target}; it takes {', '.join(named)}")
             elif _is_part(sub := node._get_node(child)):
                 self._walk(f"{key}.{child}", sub)
             elif child in settings:

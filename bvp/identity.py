@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from bvp.rules import shown
+
 PACKAGE = Path(__file__).resolve().parent
 CODE_PATHS = ("bvp", "conf", "train.py", "pyproject.toml", "constraints.txt")  # what a run's numbers depend on
 
@@ -94,15 +96,24 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def identity_difference(theirs: dict[str, Any], mine: dict[str, Any], *, shared_only: bool = False) -> str | None:
-    """The settings where two identities differ, as ``key=mine here, theirs there`` (at most four), or None if
-    they agree; ``shared_only``: only keys both have (a key that newer code added is no difference)."""
-    keys = set(theirs) & set(mine) if shared_only else {*theirs, *mine}
-    differ = sorted(k for k in keys if theirs.get(k) != mine.get(k))
+def identity_difference(theirs: dict[str, Any], mine: dict[str, Any]) -> str | None:
+    """The settings where a run's identity (``theirs``, from its record) differs from this config's (``mine``), as
+    ``key=mine here, theirs there`` (at most four), or None if they agree. A key one side lacks is a difference
+    only where that side has no other key of its group (``model.x`` beside other ``model.*`` keys: a setting newer
+    code added to a part; ``pruning.*`` against none: a pruned run against a dense one)."""
+
+    def counts(key: str) -> bool:
+        if key in theirs and key in mine:
+            return theirs[key] != mine[key]
+        other = mine if key in theirs else theirs
+        group = key.split(".")[0]
+        return "." not in key or not any(k.split(".")[0] == group for k in other)
+
+    differ = sorted(k for k in {*theirs, *mine} if counts(k))
     if not differ:
         return None
-    shown = "; ".join(f"{k}={mine.get(k)!r} here, {theirs.get(k)!r} there" for k in differ[:4])
-    return shown + "; ..." * (len(differ) > 4)
+    said = "; ".join(f"{k}={shown(mine.get(k))} here, {shown(theirs.get(k))} there" for k in differ[:4])
+    return said + "; ..." * (len(differ) > 4)
 
 
 def dense_identity(identity: dict[str, Any], branch_epoch: int) -> dict[str, Any]:

@@ -54,6 +54,11 @@ def _bound(b: float) -> str:
     return str(int(b)) if float(b).is_integer() else f"{b:g}"
 
 
+def shown(value: Any) -> str:
+    """A value in an error line as the command line and YAML spell it: null, true, false; others as repr."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 class Rules:
     """Collects a constructor's bad arguments; ``check()`` raises them together as one ConfigError."""
 
@@ -70,8 +75,7 @@ class Rules:
         return rules
 
     def add(self, key: str, value: Any, what: str) -> None:
-        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
-        self.errors.append(f"{key}={shown}: {what}")  # null, true, false: as the command line and YAML spell them
+        self.errors.append(f"{key}={shown(value)}: {what}")
 
     def number(
         self,

@@ -2,7 +2,8 @@
 
 ``metrics.json`` in the run folder is rewritten atomically at the start (``running``) and at the end
 (``done``, or ``failed``/``interrupted`` with the error); a folder whose record says ``done`` is skipped
-and one holding ``checkpoints/last.ckpt`` is resumed, so re-running a sweep finishes only what is left.
+and one holding ``checkpoints/last.ckpt`` is resumed, so re-running a sweep finishes only what is left; either
+only for the same settings (``folder_of_another_run``: a folder of other settings is refused).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,7 +61,7 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     for record_path in sorted(root.glob(f"*/*/{METRICS_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True):
         record = readable_json(record_path) or {}
         ckpt = record_path.parent / LAST_CHECKPOINT
-        same = record.get("identity") == run_identity(cfg)
+        same = "identity" in record and identity_difference(record["identity"], run_identity(cfg)) is None
         if same and record.get("status") != "done" and ckpt.is_file() and record_path.parent != out_dir:
             return str(ckpt)
     raise ConfigError(
@@ -157,16 +157,18 @@ def fit_and_measure(parts: Prepared, cfg: DictConfig, out_dir: Path) -> dict[str
     full_params = count_params(module.net)
     architecture = copy.deepcopy(module.net)  # as built, unpruned: the dense shapes (a resumed run loads its weights later)
     pruner = pruner_of(trainer)
-    ckpt = start_point(cfg, pruner, ckpt, data_source(dm))
-    if ckpt:
-        log.info("resuming from %s", ckpt)
-    start = time.perf_counter()
-    try:
+    try:  # the dense cache's lock, taken in start_point, is released whatever stops the run
+        ckpt = start_point(cfg, pruner, ckpt, data_source(dm))
+        if ckpt:
+            log.info("resuming from %s", ckpt)
+        start = time.perf_counter()
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
     finally:
         if pruner is not None and pruner.dense_cache is not None:
             pruner.dense_cache.release()
     fit_seconds = time.perf_counter() - start
+    if trainer.received_sigterm:  # noted by Lightning's handler where its loop no longer looks (on_train_end)
+        raise SIGTERMException
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training was interrupted; {how_to_resume(out_dir)}")
     if pruner is not None and not pruner.pruned:  # started from a dense checkpoint with no epoch left to run
@@ -239,14 +241,14 @@ def folder_of_another_run(cfg: DictConfig, out_dir: Path) -> str | None:
     """Why ``out_dir`` cannot hold this run, or None: its record says done (it would be skipped) or it has a
     checkpoint (it would be resumed), with other settings, so two configs would be recorded as one run."""
     record = readable_json(out_dir / METRICS_FILE) or {}
-    if "identity" not in record or not (record.get("status") == "done" or (out_dir / LAST_CHECKPOINT).is_file()):
+    if "identity" not in record or not (done(out_dir / METRICS_FILE) or (out_dir / LAST_CHECKPOINT).is_file()):
         return None
-    if (differ := identity_difference(record["identity"], run_identity(cfg), shared_only=True)) is None:
+    if (differ := identity_difference(record["identity"], run_identity(cfg))) is None:
         return None
     if in_multirun():
         return (
             f"hydra.sweep.dir={out_dir.parent}: {out_dir.name} holds a run with other settings ({differ}); "
-            "give the sweep a new folder, or delete that run's"
+            "give the sweep a new folder, or delete that run's folder"
         )
     return f"hydra.run.dir={out_dir}: holds a run with other settings ({differ}); give the run a new folder, or delete that one"
 
@@ -263,16 +265,16 @@ def interruption(err: BaseException) -> tuple[str, int] | None:
 
 
 @contextmanager
-def sigterm_stops(trainer: L.Trainer) -> Iterator[None]:
-    """SIGTERM raises SIGTERMException also where Lightning does not handle it (after fit: the measurements and the
-    export), so the record says interrupted instead of running; during fit Lightning's own handler stops at the
-    next batch (it calls this one too, which then leaves it to Lightning)."""
+def sigterm_stops() -> Iterator[None]:
+    """SIGTERM raises SIGTERMException wherever Lightning is not handling it (fit's setup and teardown, the
+    measurements and the export after it), so the record says interrupted instead of running; while Lightning's
+    handler is installed (it calls this one too) it stops training at the next batch, and this one leaves it be."""
     if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         yield
         return
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        if not (trainer.state.fn == TrainerFn.FITTING and trainer.state.status == TrainerStatus.RUNNING):
+        if signal.getsignal(signal.SIGTERM) is stop:
             raise SIGTERMException
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -308,7 +310,7 @@ def record_run(cfg: DictConfig, parts: Prepared, out_dir: Path) -> dict[str, Any
     }
     try:
         atomic_write_json(path, record)
-        with sigterm_stops(parts[2]):
+        with sigterm_stops():
             record.update(fit_and_measure(parts, cfg, out_dir))
         record["status"] = "done"
     except BaseException as err:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -49,6 +50,13 @@ def part_seeds(part: str) -> list[int]:
 def plan(parts: tuple[str, ...], seeds: dict[str, list[int]]) -> list[tuple[int, str]]:
     """(seed, part) in the order they run: every part's seed s before any part's seed s + 1."""
     return [(s, p) for s in sorted({s for v in seeds.values() for s in v}) for p in parts if s in seeds[p]]
+
+
+def sweep_started(sweep_dir: Path, since: float) -> bool:
+    """Whether a sweep in ``sweep_dir`` launched its jobs at or after ``since``: bvp.sweep.SweepProgress stamps
+    sweep.json then, after every check that refuses a sweep as a whole (exit status 2 with no job run)."""
+    started = ((readable_json(sweep_dir / SWEEP_FILE) or {}).get("invocation") or {}).get("started")
+    return isinstance(started, (int, float)) and started >= since
 
 
 RECORDS = (METRICS_FILE, OVERRIDES_FILE)  # of each finished run: what bvp-report reads (no checkpoints)
@@ -91,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for seed, part in plan(parts, seeds):
         cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={part}", f"seed={seed}"]
-        cmd += [f"hydra.sweep.dir={root / part.removeprefix(args.study + '_')}", *(QUICK if args.quick else ()), *args.overrides]
+        sweep_dir = root / part.removeprefix(args.study + "_")
+        cmd += [f"hydra.sweep.dir={sweep_dir}", *(QUICK if args.quick else ()), *args.overrides]
         print(f"study: {part} seed={seed}", file=sys.stderr, flush=True)
+        launched = time.time()
         status = subprocess.run(cmd).returncode
-        if status == 2:  # the sweep was refused before any job (its error lines above): so would every other be
-            print(f"study: {part} seed={seed} was refused; nothing more is started", file=sys.stderr)
+        if status == 2 and not sweep_started(sweep_dir, launched):  # refused before any job: so would every other be
+            print(f"study: {part} seed={seed} was refused (above); nothing more is started", file=sys.stderr)
             return 2
         if status != 0:  # a failed job fails its sweep alone; the others go on
             failed.append(f"{part} seed={seed}")

@@ -120,21 +120,31 @@ def test_a_study_runs_seed_major_and_every_part_lists_its_seeds() -> None:
 
 
 def test_a_study_takes_overrides_after_its_options_and_stops_at_a_refused_sweep(monkeypatch, tmp_path: Path) -> None:
-    """make study-quick ARGS=... puts the overrides after --quick; a sweep refused for a bad setting (exit 2) would be
-    refused again for every other seed and part, so the study stops there with that status."""
+    """make study-quick ARGS=... puts the overrides after --quick. A sweep refused as a whole for a bad setting (exit
+    2, no job launched) would be refused again for every other seed and part, so the study stops there with that
+    status; a sweep that launched its jobs and had one refused (also exit 2) is a failed sweep: the study goes on."""
     import subprocess
+    import time
 
     from bvp import study
+    from bvp.io import atomic_write_json
+
+    def sweep(status: int, launched: bool):
+        def run(cmd: list[str]) -> subprocess.CompletedProcess:
+            calls.append(cmd)
+            if launched:  # as bvp.sweep.SweepProgress stamps it when the jobs start
+                folder = Path(next(a for a in cmd if a.startswith("hydra.sweep.dir=")).split("=", 1)[1])
+                atomic_write_json(folder / "sweep.json", {"jobs": [], "refused": [], "invocation": {"started": time.time()}})
+            return subprocess.CompletedProcess(cmd, status)
+
+        return run
 
     calls: list[list[str]] = []
-    for status, expected in ((0, 0), (2, 2)):
+    for case, (status, launched, expected, runs) in enumerate(((0, True, 0, 2), (2, False, 2, 1), (2, True, 1, 2))):
         calls.clear()
-        monkeypatch.setattr(
-            subprocess, "run", lambda cmd, status=status: calls.append(cmd) or subprocess.CompletedProcess(cmd, status)
-        )
-        assert study.main(["fashion_mnist", "--quick", "beta=3", "--root", str(tmp_path)]) == expected
-        assert all(cmd[-1] == "beta=3" for cmd in calls)
-        assert len(calls) == (len(study.QUICK_SEEDS) if status == 0 else 1)
+        monkeypatch.setattr(subprocess, "run", sweep(status, launched))
+        assert study.main(["fashion_mnist", "--quick", "beta=3", "--root", str(tmp_path / str(case))]) == expected
+        assert all(cmd[-1] == "beta=3" for cmd in calls) and len(calls) == runs
 
 
 def test_study_records_copy_finished_runs_only_without_checkpoints(tmp_path: Path) -> None:

@@ -89,10 +89,20 @@ def test_a_folder_holding_a_run_with_other_settings_is_refused_not_skipped_or_re
     with pytest.raises(ConfigError, match=r"\(model.cls_weight=3 here"):
         train(make_cfg("pruning=none", "epochs=2", "model.cls_weight=3", name="killed"))
     assert train(make_cfg("pruning=none", "epochs=2", name="killed"))["status"] == "done"  # its own settings resume it
+    with pytest.raises(ConfigError, match=r"\(pruning.amount=0.5 here, null there"):  # a dense run is no pruned run
+        train(make_cfg("epochs=1", "pruning.amount=0.5"))
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    del record["identity"]["model.cls_weight"]  # as if newer code had added that setting to the model: no difference
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(record))
+    assert train(make_cfg("pruning=none", "epochs=1"))["status"] == "done"
 
 
-def test_sigterm_after_training_records_an_interrupted_run(make_cfg, tmp_path: Path, monkeypatch) -> None:
-    """Lightning handles SIGTERM only during fit; one during the measurements after it stops the run the same way."""
+@pytest.mark.parametrize("when", ["on_train_end", "export"])
+def test_sigterm_at_the_end_of_training_or_after_it_records_an_interrupted_run(
+    make_cfg, tmp_path: Path, monkeypatch, when: str
+) -> None:
+    """Lightning stops at the next batch on SIGTERM; at the end of training there is none, and after fit its handler
+    is gone: either way the run stops as interrupted, and the handler from before the run is back."""
     import signal
 
     from bvp import run
@@ -102,11 +112,15 @@ def test_sigterm_after_training_records_an_interrupted_run(make_cfg, tmp_path: P
         return export(*args, **kwargs)
 
     export = run.export_classifier
-    monkeypatch.setattr(run, "export_classifier", export_then_sigterm)
-    handler = signal.signal(signal.SIGTERM, lambda *_: None)  # never the default (kill pytest)
+    crash = ("+callbacks.crash._target_=helpers.CrashAt", "+callbacks.crash.at_end=true", "+callbacks.crash.sigterm=true")
+    if when == "export":
+        monkeypatch.setattr(run, "export_classifier", export_then_sigterm)
+    ignore = lambda *_: None  # noqa: E731  never the default (kill pytest)
+    handler = signal.signal(signal.SIGTERM, ignore)
     try:
         with pytest.raises(SystemExit) as stop:
-            train(make_cfg("pruning=none", "epochs=1"))
+            train(make_cfg("pruning=none", "epochs=1", *(crash if when == "on_train_end" else ())))
+        assert signal.getsignal(signal.SIGTERM) is ignore
     finally:
         signal.signal(signal.SIGTERM, handler)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
