@@ -15,7 +15,7 @@ from typing import NoReturn
 import hydra
 from omegaconf import DictConfig
 
-from bvp.config import command_line_errors, config_error_lines, refuse
+from bvp.config import command_line_errors, config_error_lines, refuse, sweep_key_lines
 from bvp.run import train
 from bvp.sweep import discard_job_dir, in_multirun
 
@@ -61,6 +61,8 @@ if __name__ == "__main__":
             overrides = sys.argv[1:]
             if overrides and not any(arg.startswith(("-", "hydra.mode")) for arg in overrides):  # one run, plain overrides
                 lines = command_line_errors(CONF, "train", overrides) or lines
+            elif {"-m", "--multirun"} & set(overrides):  # a sweep: Hydra's line for an unknown key, as a run's
+                lines = sweep_key_lines(CONF, "train", overrides, lines)
             refuse(lines)
         if full_error:
             raise

@@ -73,6 +73,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+NOT_A_KEY = "is not a key of the config (--cfg job lists them; a new one: +"  # Hydra's advice, in one line
 UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'\. To append to your config use \+(\S+)$")
 
 
@@ -91,7 +92,7 @@ def config_error_lines(err: BaseException) -> list[str] | None:
         return [f"{err.override}: cannot be parsed ({_one_line(err.message)})"]
     if isinstance(err, CompactHydraException) and not isinstance(err, InstantiationException):
         if unknown := UNKNOWN_KEY.match(_one_line(str(err))):  # a run's command line gets a sharper line: below
-            return [f"{unknown[2]}: {unknown[1]} is not a key of the config (--cfg job lists them; a new one: +{unknown[2]})"]
+            return [f"{unknown[2]}: {unknown[1]} {NOT_A_KEY}{unknown[2]})"]
         return [_one_line(str(err))]
     if isinstance(err, (InterpolationResolutionError, MissingMandatoryValue, ValidationError)):
         what = (str(err).splitlines() or [type(err).__name__])[0]  # OmegaConf appends full_key/object_type lines
@@ -123,6 +124,25 @@ def command_line_errors(config_dir: Path, config_name: str, overrides: list[str]
             errors += [line for line in lines if line not in errors]
         errors += [line for line in _check_lines(config_name, remaining) or [] if line not in errors]
     return errors
+
+
+def sweep_key_lines(config_dir: Path, config_name: str, overrides: list[str], lines: list[str]) -> list[str]:
+    """A sweep's command-line lines with each unknown key's line made as a single run's is (the closest key, or
+    +key=value where the schema takes it) instead of Hydra's advice to add every such key with ``+``; the keys are
+    looked up in the config the sweep's plain overrides (group options, single values) compose."""
+    plain = [o for o in overrides if not o.startswith("-") and "," not in o and "(" not in o]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        out = []
+        for line in lines:
+            override, _, rest = line.partition(": ")
+            key = override.split("=", 1)[0]
+            if not rest.startswith(f"{key} {NOT_A_KEY}"):
+                out.append(line)
+                continue
+            accepted = [o for o in plain if o != override and _check_lines(config_name, [o]) is not None]
+            accepted = accepted if _check_lines(config_name, accepted) is not None else []
+            out.append(_unknown_key_line(config_name, accepted, key, override))
+    return out
 
 
 def _override_key(override: str) -> str:

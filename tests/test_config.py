@@ -364,3 +364,18 @@ def test_train_py_refuses_a_ckpt_path_that_is_not_a_checkpoint_before_writing(mn
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: ckpt_path='{ckpt}': not a Lightning checkpoint (")
     assert not (tmp_path / "run").exists()  # no metrics.json, no TensorBoard file
+
+
+def test_a_sweeps_unknown_key_gets_the_closest_key_as_a_single_runs_does() -> None:
+    """Hydra's advice for a key not in the config is +key=value, which the schema then refuses for a typo."""
+    from bvp.config import sweep_key_lines
+
+    typo = "prunning.amount=0.5: " + (
+        "prunning.amount is not a key of the config (--cfg job lists them; a new one: +prunning.amount=0.5)"
+    )
+    other = "beta=1,inf: something else"
+    overrides = ["-m", "beta=1,3", "model=cnn", "prunning.amount=0.5"]
+    assert sweep_key_lines(CONF, "train", overrides, [typo, other]) == [
+        "prunning.amount=0.5: prunning.amount is not a key of the config; did you mean pruning.amount?",
+        other,
+    ]
