@@ -192,7 +192,7 @@ def test_a_study_folder_lists_the_missing_and_refused_jobs_of_each_part(tmp_path
         (study / "random" / SWEEP_FILE).write_text(damaged)
         assert dict(sweeps(study))["random"] == {} and dict(sweeps(study))["curves"]["jobs"]
     md = (report(study, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
-    assert "1 jobs of sweep.json never started." in md and "## Refused runs (0)" in md
+    assert "1 job of sweep.json never started." in md and "## Refused runs (0)" in md
 
 
 def test_six_amounts_give_six_rows_a_curve_and_its_endpoints(tmp_path: Path) -> None:
@@ -537,7 +537,7 @@ def test_a_sweep_with_no_finished_run_still_lists_what_went_wrong(tmp_path: Path
     atomic_write_json(root / SWEEP_FILE, {"jobs": [["seed=0"], ["seed=1"]]})
     main([str(root), "--resamples", "100"])
     md = capsys.readouterr().out
-    assert "4 run folders: 0 done (0 counted), 4 failed or unfinished; 1 jobs of sweep.json never started." in md
+    assert "4 run folders: 0 done (0 counted), 4 failed or unfinished; 1 job of sweep.json never started." in md
     assert "- `seed=2`: unreadable: metrics.json: Unterminated string" in md
     assert "- `seed=3`: unreadable: metrics.json: not a JSON object but list [1, 2]" in md
     assert "- `seed=4`: unreadable: metrics.json: a finished run without an identity" in md

@@ -146,5 +146,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (collect.NoRuns, results_page.ResultsPageError) as err:
         print(f"bvp-report: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"{result['runs']} runs ({result['done']} done, {result['missing']} missing) -> {result['out_dir']}")
+    print(f"{tables.count_of(result['runs'], 'run')} ({result['done']} done, {result['missing']} missing) -> {result['out_dir']}")
     print((result["out_dir"] / "summary.md").read_text())

@@ -313,6 +313,11 @@ def _seed_mean(seeds: list[dict[str, Any]], name: str) -> str:
     return f"{num(stats.mean(x))} {ci_cell(*stats.t_ci(x))} n={count(len(x))}"
 
 
+def count_of(n: int, thing: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], missing: list[tuple[str, list[str]]]) -> list[str]:
     """summary.md's head: the run counts, the data and models they ran, what the groups are, how to read a cell."""
     done = sum(r.status == "done" for r in runs)
@@ -330,8 +335,8 @@ def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], mis
     return [
         f"# Sweep summary: {title}",
         "",
-        f"{len(runs)} run folders: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or unfinished; "
-        f"{len(missing)} jobs of sweep.json never started.",
+        f"{count_of(len(runs), 'run folder')}: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or "
+        f"unfinished; {count_of(len(missing), 'job')} of sweep.json never started.",
         "",
         f"Data: {', '.join(data) or '-'}. Models: {', '.join(models) or '-'}. Code: {code or '-'}.{pooled}",
         "",
