@@ -7,6 +7,7 @@ from __future__ import annotations
 
 METRICS_FILE = "metrics.json"  # a run's record: status, identity, metrics (bvp.run)
 LAST_CHECKPOINT = "checkpoints/last.ckpt"  # what a killed run resumes from
+RESUMED = "resumed"  # the status of a run that resume=true finished in a newer folder (its record says where)
 RUN_LOCK = ".run.lock"  # held by the process running a run (bvp.io.locked): a second sweep over the folder skips it
 SWEEP_FILE = "sweep.json"  # a sweep's plan: every job's overrides, and the refused ones (bvp.sweep)
 SWEEP_LOCK = ".sweep.json.lock"  # held while a job reads-modifies-writes sweep.json: parallel jobs take turns

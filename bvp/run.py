@@ -38,7 +38,7 @@ from bvp.evaluation.monitor import curves
 from bvp.export import export_classifier
 from bvp.identity import code_fingerprint, code_version, dense_identity, identity_difference, run_identity
 from bvp.io import atomic_write_json, locked, readable_json
-from bvp.names import LAST_CHECKPOINT, METRICS_FILE, RUN_LOCK
+from bvp.names import LAST_CHECKPOINT, METRICS_FILE, RESUMED, RUN_LOCK
 from bvp.pruning import DecoderStripPruning
 from bvp.pruning.branch import DenseCache
 from bvp.sweep import assign_job_resources, in_multirun, unlaunched_sweep
@@ -62,7 +62,8 @@ def find_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
         record = readable_json(record_path) or {}
         ckpt = record_path.parent / LAST_CHECKPOINT
         same = "identity" in record and identity_difference(record["identity"], run_identity(cfg)) is None
-        if same and record.get("status") != "done" and ckpt.is_file() and record_path.parent != out_dir:
+        unfinished = record.get("status") not in ("done", RESUMED)  # resumed: another folder finished it
+        if same and unfinished and ckpt.is_file() and record_path.parent != out_dir:
             return str(ckpt)
     raise ConfigError(
         f"resume=true: no unfinished run with this config and a checkpoint under {root}; "
@@ -234,7 +235,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt = parts[3]  # a ckpt_path was read by check_config already; the run's own checkpoint is read here
         if ckpt is not None and ckpt != cfg.get("ckpt_path") and (problem := checkpoint_problem(ckpt)) is not None:
             raise ConfigError([f"{ckpt}: {problem}; delete it to train this run from the start"])
-        return record_run(cfg, parts, out_dir)
+        record = record_run(cfg, parts, out_dir)
+        if cfg.get("resume") and ckpt is not None and ckpt != cfg.get("ckpt_path") and Path(ckpt).parent.parent != out_dir:
+            mark_resumed(Path(ckpt).parent.parent, out_dir)
+        return record
+
+
+def mark_resumed(folder: Path, into: Path) -> None:
+    """The record of a run that resume=true finished in another folder says so (status resumed), so a later
+    resume=true does not train it again and bvp-report does not list it as unfinished."""
+    record = readable_json(folder / METRICS_FILE)
+    if record is not None and record.get("status") != "done":
+        atomic_write_json(folder / METRICS_FILE, record | {"status": RESUMED, "error": f"resumed in {into}"})
 
 
 def folder_of_another_run(cfg: DictConfig, out_dir: Path) -> str | None:

@@ -156,3 +156,10 @@ def test_resume_true_continues_the_newest_unfinished_run_with_the_same_config(ma
     assert resumed["timing"]["epochs_timed"] == 1
     assert resumed["metrics"]["finetuned_test_acc"] == whole["metrics"]["finetuned_test_acc"]
     assert resumed["metrics"]["dense_kl_dims"] == whole["metrics"]["dense_kl_dims"]
+    # the folder it resumed says where it was finished, so resume=true does not train it a second time
+    from bvp.io import read_json
+
+    old = read_json(Path(make_cfg(name="runs/day/t1").output_dir) / "metrics.json")
+    assert old["status"] == "resumed" and old["error"] == f"resumed in {make_cfg(name='runs/day/t2').output_dir}"
+    with pytest.raises(ConfigError, match="resume=true: no unfinished run"):
+        train(make_cfg(*overrides, "resume=true", name="runs/day/t3"))

@@ -572,3 +572,12 @@ def test_the_summary_names_the_code_versions_and_says_when_it_pools_several(tmp_
     atomic_write_json(first, json.loads(first.read_text()) | {"code": {"commit": "abc1234", "dirty": True}})
     md = (report(root, resamples=RESAMPLES, out_dir=tmp_path / "again")["out_dir"] / "summary.md").read_text()
     assert "Code: abc1234 (dirty) (1 run), unknown (15 runs). More than one code version: these tables pool them" in md
+
+
+def test_a_run_finished_in_another_folder_is_listed_apart_from_the_unfinished(tmp_path: Path) -> None:
+    root = fake_sweep(tmp_path / "s")
+    identity = {**BASE, "model": "beta_vae", "beta": 1.0, "seed": 0, "model.cls_weight": 10.0}
+    write_run(root, ["seed=0", "old=1"], identity, {}, status="resumed", error="resumed in outputs/runs/day/t2")
+    md = (report(root, resamples=RESAMPLES)["out_dir"] / "summary.md").read_text()
+    assert "1 failed or unfinished, 1 finished in another folder;" in md
+    assert "## Runs finished in another folder (1)\n\n- `seed=0,old=1`: resumed in outputs/runs/day/t2" in md

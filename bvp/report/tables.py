@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bvp.identity import AFTER_BRANCH
-from bvp.names import ACCURACIES, COSTS, DROPS, MARKDOWN, SUMMARY
+from bvp.names import ACCURACIES, COSTS, DROPS, MARKDOWN, RESUMED, SUMMARY
 from bvp.report import stats
 from bvp.report.collect import AXIS, SEED, Key, Run, group_runs, label, normalised_beta, show, values
 
@@ -321,6 +321,7 @@ def count_of(n: int, thing: str) -> str:
 def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], missing: list[tuple[str, list[str]]]) -> list[str]:
     """summary.md's head: the run counts, the data and models they ran, what the groups are, how to read a cell."""
     done = sum(r.status == "done" for r in runs)
+    resumed = sum(r.status == RESUMED for r in runs)
     data = sorted(
         {
             f"{r.identity.get('dataset')}" + (f" ({r.identity['dataset_source']})" if r.identity.get("dataset_source") else "")
@@ -335,8 +336,9 @@ def header(title: str, keys: list[str], runs: list[Run], repeats: list[Run], mis
     return [
         f"# Sweep summary: {title}",
         "",
-        f"{count_of(len(runs), 'run folder')}: {done} done ({done - len(repeats)} counted), {len(runs) - done} failed or "
-        f"unfinished; {count_of(len(missing), 'job')} of sweep.json never started.",
+        f"{count_of(len(runs), 'run folder')}: {done} done ({done - len(repeats)} counted), {len(runs) - done - resumed} "
+        f"failed or unfinished{f', {resumed} finished in another folder' if resumed else ''}; "
+        f"{count_of(len(missing), 'job')} of sweep.json never started.",
         "",
         f"Data: {', '.join(data) or '-'}. Models: {', '.join(models) or '-'}. Code: {code or '-'}.{pooled}",
         "",
@@ -457,9 +459,12 @@ def uncounted(
     runs: list[Run], repeats: list[Run], refused: Sequence[dict[str, Any]], missing: list[tuple[str, list[str]]]
 ) -> list[str]:
     """Every run that is not counted: failed or unfinished, repeated, refused, never started."""
-    failed = [r for r in runs if r.status != "done"]
+    failed = [r for r in runs if r.status not in ("done", RESUMED)]
     lines = ["", f"## Failed or unfinished runs ({len(failed)})", ""]
     lines += [f"- `{r.run_dir}`: {r.status}: {(r.error or 'no error recorded').splitlines()[0]}" for r in failed] or ["none"]
+    if resumed := [r for r in runs if r.status == RESUMED]:  # resume=true finished them in another folder
+        lines += ["", f"## Runs finished in another folder ({len(resumed)})", ""]
+        lines += [f"- `{r.run_dir}`: {r.error}" for r in resumed]
     lines += ["", f"## Repeated runs not counted ({len(repeats)})", ""]
     lines += [f"- `{r.run_dir}`: same identity as a counted run" for r in repeats] or ["none"]
     lines += ["", f"## Refused runs ({len(refused)})", ""]
