@@ -253,7 +253,7 @@ def folder_of_another_run(cfg: DictConfig, out_dir: Path) -> str | None:
     """Why ``out_dir`` cannot hold this run, or None: its record says done (it would be skipped) or it has a
     checkpoint (it would be resumed), with other settings, so two configs would be recorded as one run."""
     record = readable_json(out_dir / METRICS_FILE) or {}
-    if "identity" not in record or not (done(out_dir / METRICS_FILE) or (out_dir / LAST_CHECKPOINT).is_file()):
+    if "identity" not in record or not (record.get("status") == "done" or (out_dir / LAST_CHECKPOINT).is_file()):
         return None
     if (differ := identity_difference(record["identity"], run_identity(cfg))) is None:
         return None
